@@ -1,12 +1,17 @@
 """Retrieval quality (with the paper's ablation) and Ray Data descriptor throughput.
 
-    python -m benchmarks.retrieval            # quality + throughput, writes results/retrieval.json
+    python -m benchmarks.retrieval            # views, labelled, throughput: results/retrieval.json
     python -m benchmarks.retrieval --quick    # fewer throughput images
+    python -m benchmarks.retrieval --only labelled --labelled DIR   # a CLASS/* folder of yours
 
 Quality without ImageNet: every bundled photo gets 3 augmented views (crop, mirror,
 brightness/contrast, small rotation) in the corpus; the query is the GRAY version of a 4th,
 held-back view. recall@k = a view of the same photo is among the top k. precision@5 = share of
-the top 5 (other photos only) with the query's category. Throughput: the Ray Data build
+the top 5 (other photos only) with the query's category. Labelled: on real photos in category
+folders (by default the gcompris set of `benchmarks.datasets labelled`, when the Debian package
+is installed), each photo turned gray queries the index without itself; precision@k = share of
+the top k with its category, also with the paper's class filter (candidates whose predicted
+top-1 ImageNet class is the query's come first). Throughput: the Ray Data build
 (decode tasks + descriptor actor pool + shard writes) against a bare single-process loop
 (decode + descriptors, nothing written) over the same files, both with 2 torch threads total.
 """
@@ -23,6 +28,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageEnhance
 
+from benchmarks import datasets
 from benchmarks._common import table, write_json
 from chromaref.platform.assets import photos
 from chromaref.platform.images import load_image
@@ -37,6 +43,8 @@ ABLATION = {
     "semantic + luminance": ("semantic", "luminance"),
     "semantic + luminance + local (default)": ("semantic", "luminance", "local"),
 }
+DEFAULT_RANKING = "semantic + luminance + local (default)"
+CLASS_FILTER = "default + top-1 class filter (paper)"
 
 
 def augment(image: Image.Image, rng: random.Random) -> Image.Image:
@@ -90,6 +98,43 @@ def quality(index_dir: Path, queries: Queries) -> dict:
     return results
 
 
+def _top1_classes(backbone, images: list[np.ndarray]) -> list[int]:
+    """Top-1 ImageNet class of each (H, W) uint8 gray image."""
+    classes = []
+    with torch.inference_mode():
+        for image in images:
+            gray = torch.from_numpy(image).float().div(255)[None, None]
+            classes.append(int(backbone.classify(gray.expand(-1, 3, -1, -1)).argmax()))
+    return classes
+
+
+def labelled_precision(index_dir: Path) -> dict:
+    index = Index.open(index_dir)
+    ids, labels = index.rows["id"], index.rows["label"]
+    grays = [load_image(u).rgb.mean(axis=-1).astype(np.uint8) for u in index.rows["uri"]]
+    classes = dict(zip(ids, _top1_classes(index.extractor.backbone, grays), strict=True))
+    rows = {name: np.zeros((len(ids), 2)) for name in [*ABLATION, CLASS_FILTER]}
+    for n, (own, label, gray) in enumerate(zip(ids, labels, grays, strict=True)):
+        for name, stages in ABLATION.items():
+            ranking = RankingConfig(stages=stages, shortlist=50)
+            hits = index.search(gray, 50, ranking=ranking, exclude_ids=frozenset([own]))
+            same = [h.label == label for h in hits]
+            rows[name][n] = same[0], np.mean(same[:5])
+            if name == DEFAULT_RANKING:
+                in_class = [h for h in hits if classes[h.id] == classes[own]]
+                hits = in_class + [h for h in hits if classes[h.id] != classes[own]]
+                same = [h.label == label for h in hits]
+                rows[CLASS_FILTER][n] = same[0], np.mean(same[:5])
+    return {
+        "images": len(ids),
+        "categories": sorted(set(labels)),
+        "ablation": {
+            name: {"precision@1": float(v[:, 0].mean()), "precision@5": float(v[:, 1].mean())}
+            for name, v in rows.items()
+        },
+    }
+
+
 def bare_loop(files: list[Path], batch_size: int) -> float:
     """Images/s of decode + descriptors in one process, no Ray, no writing."""
     extractor = DescriptorExtractor()
@@ -137,10 +182,27 @@ def throughput(tmp: Path, corpus: Path, copies: int) -> dict:
     }
 
 
+def labelled(tmp: Path, folder: Path | None) -> dict | None:
+    if folder is None:
+        folder = tmp / "labelled"
+        try:
+            datasets.labelled(folder)
+        except datasets.MissingSourceError as error:
+            print(f"labelled: skipped ({error})")
+            return None
+    build_index(folder, tmp / "labelled-index", config=BuildConfig(runner="local"))
+    result = labelled_precision(tmp / "labelled-index")
+    rows = [[k, v["precision@1"], v["precision@5"]] for k, v in result["ablation"].items()]
+    print(f"\n{result['images']} labelled photos, categories {', '.join(result['categories'])}")
+    print(table(["ranking", "precision@1", "precision@5"], rows))
+    return result
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer throughput images")
-    parser.add_argument("--only", choices=["quality", "throughput"], help="run one part")
+    parser.add_argument("--only", choices=["quality", "labelled", "throughput"], help="one part")
+    parser.add_argument("--labelled", type=Path, help="CLASS/* photo folder (default: gcompris)")
     args = parser.parse_args()
     torch.set_num_threads(2)
     payload = {}
@@ -148,7 +210,7 @@ def main() -> None:
         tmp = Path(tmp_name)
         corpus = tmp / "views"
         queries = make_view_corpus(corpus)
-        if args.only != "throughput":
+        if args.only in (None, "quality"):
             build_index(corpus, tmp / "index", config=BuildConfig(runner="local"))
             payload["ablation"] = quality(tmp / "index", queries)
             rows = [
@@ -156,7 +218,9 @@ def main() -> None:
                 for k, v in payload["ablation"].items()
             ]
             print(table(["ranking", "recall@1", "recall@5", "precision@5 (category)"], rows))
-        if args.only != "quality":
+        if args.only in (None, "labelled"):
+            payload["labelled"] = labelled(tmp, args.labelled)
+        if args.only in (None, "throughput"):
             payload["throughput"] = throughput(tmp, corpus, 3 if args.quick else 12)
     path = write_json("retrieval" + (f"_{args.only}" if args.only else ""), payload)
     print(f"\nwrote {path}")
