@@ -48,8 +48,9 @@ def eval_command(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log details.")] = False,
 ) -> None:
-    """Turn each photo gray, colorize it with each method from a given, a retrieved and an
-    unrelated reference, and write metrics (CSV, JSON, Markdown), grids and an HTML report."""
+    """Turn each photo gray, colorize it with each method from a given, a retrieved, a
+    same-category (CATEGORY/photo folders) and an unrelated reference, and write metrics (CSV,
+    JSON, Markdown), grids and an HTML report."""
     from chromaref.evaluation.report import markdown_table, summarise, write_report
     from chromaref.evaluation.run import evaluate
     from chromaref.retrieval.build import BuildConfig, build_index

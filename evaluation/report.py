@@ -18,6 +18,7 @@ METRICS = (
     "psnr",
     "psnr_ab",
     "ssim",
+    "ssim_ab",
     "colorfulness",
     "colorfulness_gap",
     "top1_agree",
@@ -165,7 +166,7 @@ td,th{{border:1px solid #ccc;padding:3px 6px;text-align:right}}img{{max-width:10
 </head><body>
 <h1>chromaref evaluation</h1>
 <p>{len(result.grids)} photo(s); metrics against the true colors. Rows per reference kind
-(given / retrieved / unrelated) and method. Columns of each grid: gray input, reference,
+({" / ".join(result.kinds)}) and method. Columns of each grid: gray input, reference,
 each method, truth.</p>
 <table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>
 {plot}

@@ -3,10 +3,12 @@
     chromaref eval --images photos/ --out report/                     # all methods, HTML report
     chromaref eval --images photos/ --out report/ --index idx/ --methods reinhard,training-free
 
-Each photo is turned gray and colorized by each method from three references: `given` (another
-view of the same photo: an off-centre crop, mirrored and brighter, standing in for a reference a
-user would pick), `retrieved` (the best hit of an index that is not the photo itself) and
-`unrelated` (a random other photo of the folder). Metrics: RGB and ab PSNR, RGB SSIM,
+Each photo is turned gray and colorized by each method from up to four references: `given`
+(another view of the same photo: an off-centre crop, mirrored and brighter, standing in for a
+reference a user would pick), `retrieved` (the best hit of an index that is not the photo
+itself), `same-category` (a random other photo of its category folder, the ImageNet layout
+`CATEGORY/photo`; only when every photo has one) and `unrelated` (a random other photo of the
+folder). Metrics: RGB and ab PSNR, RGB and ab SSIM,
 colorfulness and its gap to the truth, ImageNet top-1/top-5 agreement of EfficientNet-Lite0
 with its prediction on the true colors, and the ab-histogram distance to the reference.
 """
@@ -29,6 +31,7 @@ from chromaref.platform.images import IMAGE_SUFFIXES, load_image
 from chromaref.platform.metrics import (
     ab_histogram_distance,
     ab_psnr,
+    ab_ssim,
     colorfulness,
     psnr,
     ssim,
@@ -36,7 +39,7 @@ from chromaref.platform.metrics import (
 from chromaref.platform.models import get_backbone
 from chromaref.platform.pipeline import ColorizationPipeline
 
-REFERENCE_KINDS = ("given", "retrieved", "unrelated")
+REFERENCE_KINDS = ("given", "retrieved", "same-category", "unrelated")
 METHODS = ("gray", "reinhard", "welsh", "training-free")
 Progress = Callable[[int, int], None]
 
@@ -85,6 +88,16 @@ def _photos(folder: Path, limit: int | None) -> list[Path]:
     return found[:limit] if limit else found
 
 
+def _same_category(paths: list[Path], root: Path) -> dict[Path, list[Path]] | None:
+    """Each photo's category siblings (first folder under `root`), or None when some photo has
+    no category or no sibling: the `same-category` reference needs one for every photo."""
+    category = {p: p.relative_to(root).parts[:-1][:1] for p in paths}
+    siblings = {p: [q for q in paths if q != p and category[q] == category[p]] for p in paths}
+    if any(not category[p] or not siblings[p] for p in paths):
+        return None
+    return siblings
+
+
 def evaluate(
     images: Path,
     *,
@@ -109,7 +122,9 @@ def evaluate(
     classifier = _Classifier()
     rng = random.Random(seed)
     result = EvalResult()
-    kinds = [k for k in REFERENCE_KINDS if k != "retrieved" or retrieve is not None]
+    siblings = _same_category(paths, images)
+    available = {"retrieved": retrieve is not None, "same-category": siblings is not None}
+    kinds = [k for k in REFERENCE_KINDS if available.get(k, True)]
     result.kinds = kinds
     for done, path in enumerate(paths, start=1):
         try:
@@ -122,6 +137,8 @@ def evaluate(
             }
             if retrieve is not None:
                 references["retrieved"] = retrieve(gray, path)
+            if siblings is not None:
+                references["same-category"] = load_image(rng.choice(siblings[path])).rgb
             _evaluate_photo(
                 path, truth, gray, references, kinds, methods, pipelines, classifier, result
             )
@@ -164,6 +181,7 @@ def _evaluate_photo(
                     "psnr": psnr(out, truth),
                     "psnr_ab": ab_psnr(out_lab, truth_lab),
                     "ssim": ssim(out, truth),
+                    "ssim_ab": ab_ssim(out_lab, truth_lab),
                     "colorfulness": colorfulness(out),
                     "colorfulness_gap": abs(colorfulness(out) - truth_colorfulness),
                     "top1_agree": float(top5[0] == truth_top5[0]),

@@ -16,6 +16,16 @@ def ssim(result: np.ndarray, truth: np.ndarray) -> float:
     return float(structural_similarity(truth, result, channel_axis=2, data_range=255))
 
 
+def ab_ssim(result_lab: np.ndarray, truth_lab: np.ndarray) -> float:
+    """Mean SSIM over the a, b channels of two (H, W, 3) CIELAB arrays (ab range taken as 256):
+    the chroma structure alone, which RGB SSIM mostly hides behind the shared luminance."""
+    return float(
+        structural_similarity(
+            truth_lab[..., 1:], result_lab[..., 1:], channel_axis=2, data_range=256
+        )
+    )
+
+
 def colorfulness(rgb: np.ndarray) -> float:
     """Hasler and Suesstrunk (2003) colorfulness: 0 for gray, ~40-60 for typical photos."""
     r, g, b = (rgb[..., i].astype(np.float64) for i in range(3))

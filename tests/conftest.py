@@ -85,3 +85,33 @@ def make_corpus(root: Path, *, per_class: int = 3, extras: bool = True) -> Path:
 @pytest.fixture(scope="session")
 def corpus(tmp_path_factory) -> Path:
     return make_corpus(tmp_path_factory.mktemp("corpus"))
+
+
+@pytest.fixture(scope="session")
+def browser_screenshot():
+    """`shot(url, path, width, height)`: a real headless Chromium renders `url` into a PNG.
+
+    Skips where no Chromium is installed, except under CHROMAREF_REQUIRE_BROWSER=1 (CI sets
+    it): there a missing browser fails the run instead of hiding the test.
+    """
+    import subprocess
+
+    binary = next(filter(None, map(shutil.which, ("chromium", "chromium-browser"))), None)
+    if binary is None:
+        message = "no chromium on PATH (Debian: apt-get install chromium)"
+        if os.environ.get("CHROMAREF_REQUIRE_BROWSER") == "1":
+            pytest.fail(message)
+        pytest.skip(message)
+
+    def shot(url: str, path: Path, width: int = 1280, height: int = 2000) -> np.ndarray:
+        args = ["--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars"]
+        size = f"--window-size={width},{height}"
+        subprocess.run(
+            [binary, *args, size, f"--screenshot={path}", url],
+            check=True,
+            capture_output=True,
+            timeout=120,
+        )
+        return np.asarray(Image.open(path).convert("RGB"))
+
+    return shot

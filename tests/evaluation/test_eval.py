@@ -7,6 +7,7 @@ import json
 import re
 import shutil
 
+import numpy as np
 import pytest
 from typer.testing import CliRunner
 
@@ -14,14 +15,20 @@ from chromaref.cli.main import app
 from chromaref.platform.assets import photo
 from chromaref.platform.errors import ConfigError
 
-PHOTOS = ("aloe_l", "aloe_r", "coffee", "leuven_a")
+# ImageNet layout CATEGORY/photo: gives the `same-category` reference
+PHOTOS = {"aloe_l": "aloe", "aloe_r": "aloe", "coffee": "city", "leuven_a": "city"}
+
+
+def _copy_photos(root, layout):
+    for name, category in layout.items():
+        (root / category).mkdir(parents=True, exist_ok=True)
+        shutil.copy(photo(name).path, root / category / f"{name}.jpg")
 
 
 @pytest.fixture(scope="module")
 def report(tmp_path_factory):
     images = tmp_path_factory.mktemp("eval-images")
-    for name in PHOTOS:
-        shutil.copy(photo(name).path, images / f"{name}.jpg")
+    _copy_photos(images, PHOTOS)
     out = tmp_path_factory.mktemp("eval-report")
     result = CliRunner().invoke(
         app, ["eval", "--images", str(images), "--out", str(out), "-q"], catch_exceptions=False
@@ -33,8 +40,9 @@ def report(tmp_path_factory):
 def test_report_files_and_rows(report):
     with open(report / "metrics.csv", newline="") as f:
         rows = list(csv.DictReader(f))
-    assert len(rows) == len(PHOTOS) * 3 * 4  # photos x reference kinds x methods
-    assert {r["reference"] for r in rows} == {"given", "retrieved", "unrelated"}
+    assert len(rows) == len(PHOTOS) * 4 * 4  # photos x reference kinds x methods
+    assert {r["reference"] for r in rows} == {"given", "retrieved", "same-category", "unrelated"}
+    assert all(0.0 <= float(r["ssim_ab"]) <= 1.0 for r in rows)
     html = (report / "index.html").read_text()
     for src in re.findall(r'src="([^"]+)"', html):
         assert (report / src).is_file(), src
@@ -68,3 +76,40 @@ def test_several_references_give_different_results(report):
     diversity = json.loads((report / "metrics.json").read_text())["diversity"]
     assert diversity["gray"] == 0.0
     assert diversity["training-free"] > 1.0
+
+
+def test_same_category_reference_is_a_sibling_and_needs_categories(tmp_path):
+    from chromaref.evaluation.run import evaluate
+    from chromaref.platform.images import load_image
+
+    _copy_photos(tmp_path / "labelled", PHOTOS)
+    result = evaluate(tmp_path / "labelled", methods=("gray",))
+    assert result.kinds == ["given", "same-category", "unrelated"]
+    sibling = {"aloe_l": "aloe_r", "aloe_r": "aloe_l", "coffee": "leuven_a", "leuven_a": "coffee"}
+    for name, rows in result.grids.items():
+        reference = rows[result.kinds.index("same-category")][1]
+        other = sibling[name]
+        expected = load_image(tmp_path / "labelled" / PHOTOS[other] / f"{other}.jpg").rgb
+        assert np.array_equal(reference, expected)
+    # a category with a single photo: no same-category reference for anyone
+    _copy_photos(tmp_path / "uneven", {"aloe_l": "aloe", "coffee": "city", "leuven_a": "city"})
+    assert evaluate(tmp_path / "uneven", methods=("gray",)).kinds == ["given", "unrelated"]
+
+
+def _colorful_share(rgb: np.ndarray) -> float:
+    """Share of pixels with clearly unequal R, G, B (a rendered photo, not text or chrome)."""
+    spread = rgb.max(axis=-1).astype(int) - rgb.min(axis=-1)
+    return float((spread > 40).mean())
+
+
+def test_html_report_renders_its_grids_in_a_real_browser(report, tmp_path, browser_screenshot):
+    shown = browser_screenshot((report / "index.html").as_uri(), tmp_path / "report.png")
+    broken = tmp_path / "broken-report"
+    shutil.copytree(report, broken)
+    shutil.rmtree(broken / "grids")
+    (broken / "psnr.png").unlink()
+    without_images = browser_screenshot((broken / "index.html").as_uri(), tmp_path / "broken.png")
+    # the grids (real photos, colorized) fill a good part of the page; with their files gone,
+    # the same page is text and empty boxes
+    assert _colorful_share(shown) > 0.05
+    assert _colorful_share(without_images) < 0.01
