@@ -7,30 +7,10 @@ import tempfile
 from pathlib import Path
 from typing import Annotated
 
-import numpy as np
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from chromaref.cli._common import console, friendly_errors, setup_logging
-
-
-def _retriever(index_dir: Path):
-    """Best index hit that is not the photo itself (same file), as RGB."""
-    from chromaref.retrieval.corpus import item_id
-    from chromaref.retrieval.index import Index
-
-    index = Index.open(index_dir)
-
-    def retrieve(gray: np.ndarray, path: Path) -> np.ndarray:
-        own = frozenset({item_id(str(path.resolve()))})
-        hits = index.search(gray, 1, exclude_ids=own)
-        if not hits:
-            from chromaref.platform.errors import ConfigError
-
-            raise ConfigError(f"the index has no reference for {path.name} besides itself")
-        return index.load_reference(hits[0])
-
-    return retrieve
 
 
 @friendly_errors
@@ -52,8 +32,9 @@ def eval_command(
     same-category (CATEGORY/photo folders) and an unrelated reference, and write metrics (CSV,
     JSON, Markdown), grids and an HTML report."""
     from chromaref.evaluation.report import markdown_table, summarise, write_report
-    from chromaref.evaluation.run import evaluate
+    from chromaref.evaluation.run import evaluate, index_retriever
     from chromaref.retrieval.build import BuildConfig, build_index
+    from chromaref.retrieval.index import Index
 
     setup_logging(verbose)
     chosen = tuple(m.strip() for m in methods.split(",") if m.strip())
@@ -67,7 +48,7 @@ def eval_command(
             result = evaluate(
                 images,
                 methods=chosen,
-                retrieve=_retriever(index),
+                retrieve=index_retriever(Index.open(index)),
                 limit=limit,
                 progress=lambda done, total: bar.update(task, completed=done, total=total),
             )

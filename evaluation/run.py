@@ -15,7 +15,9 @@ with its prediction on the true colors, and the ab-histogram distance to the ref
 
 from __future__ import annotations
 
+import hashlib
 import random
+from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,6 +40,8 @@ from chromaref.platform.metrics import (
 )
 from chromaref.platform.models import get_backbone
 from chromaref.platform.pipeline import ColorizationPipeline
+from chromaref.retrieval.corpus import item_id
+from chromaref.retrieval.index import Index
 
 REFERENCE_KINDS = ("given", "retrieved", "same-category", "unrelated")
 METHODS = ("gray", "reinhard", "welsh", "training-free")
@@ -77,6 +81,24 @@ class _Classifier:
     @torch.inference_mode()
     def top5(self, rgb: np.ndarray) -> list[int]:
         return self.model.classify(image_to_tensor(rgb)).topk(5).indices[0].tolist()
+
+
+def index_retriever(index: Index) -> Callable[[np.ndarray, Path], np.ndarray]:
+    """`retrieve(gray, path)` for `evaluate`: the best hit of `index` that is not the photo
+    itself, recognised by path and by content (a copy of it elsewhere in the corpus)."""
+    ids_by_content: dict[str, set[str]] = defaultdict(set)
+    for row_id, sha1 in zip(index.rows["id"], index.rows["sha1"], strict=True):
+        ids_by_content[sha1].add(row_id)
+
+    def retrieve(gray: np.ndarray, path: Path) -> np.ndarray:
+        content = hashlib.sha1(path.read_bytes()).hexdigest()
+        own = frozenset({item_id(str(path.resolve())), *ids_by_content.get(content, ())})
+        hits = index.search(gray, 1, exclude_ids=own)
+        if not hits:
+            raise ConfigError(f"the index has no reference for {path.name} besides itself")
+        return index.load_reference(hits[0])
+
+    return retrieve
 
 
 def _photos(folder: Path, limit: int | None) -> list[Path]:

@@ -113,3 +113,22 @@ def test_html_report_renders_its_grids_in_a_real_browser(report, tmp_path, brows
     # the same page is text and empty boxes
     assert _colorful_share(shown) > 0.05
     assert _colorful_share(without_images) < 0.01
+
+
+def test_retrieved_reference_is_never_the_photo_itself_even_as_a_copy(tmp_path):
+    from chromaref.evaluation.run import evaluate, index_retriever
+    from chromaref.retrieval.build import BuildConfig, build_index
+    from chromaref.retrieval.index import Index
+
+    _copy_photos(tmp_path / "photos", PHOTOS)
+    copies = tmp_path / "corpus"  # the same files under other names: the nearest hits
+    copies.mkdir()
+    for n, path in enumerate(sorted((tmp_path / "photos").rglob("*.jpg"))):
+        shutil.copy(path, copies / f"copy_{n}.jpg")
+    build_index(copies, tmp_path / "index", config=BuildConfig(runner="local"))
+    retrieve = index_retriever(Index.open(tmp_path / "index"))
+    result = evaluate(tmp_path / "photos", methods=("gray",), retrieve=retrieve)
+    row = result.kinds.index("retrieved")
+    for rows in result.grids.values():
+        reference, truth = rows[row][1], rows[row][-1]
+        assert reference.shape != truth.shape or not np.array_equal(reference, truth)
