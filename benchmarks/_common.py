@@ -67,7 +67,9 @@ def write_json(name: str, payload: dict[str, Any]) -> Path:
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
     path = RESULTS_DIR / f"{name}.json"
     tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps({"machine": machine(), **payload}, indent=2) + "\n")
+    command = " ".join(["python -m benchmarks." + Path(sys.argv[0]).stem, *sys.argv[1:]])
+    record = {"machine": machine(), "command": command, **payload}
+    tmp.write_text(json.dumps(record, indent=2) + "\n")
     os.replace(tmp, path)
     return path
 

@@ -89,8 +89,13 @@ def paintings(out: Path) -> None:
     print(f"paintings: {count} crops")
 
 
-def animation(out: Path, every: int = 12) -> None:
-    """Every `every`-th frame of Megamind.avi as PNG."""
+def animation(out: Path, every: int = 6) -> None:
+    """Every `every`-th frame of Megamind.avi as PNG, leaving out frames with (almost) no color
+    (fades to black): there is nothing to recover in them, nor to take as a reference."""
+    import numpy as np
+
+    from chromaref.platform.metrics import colorfulness
+
     try:
         import av
     except ImportError as error:
@@ -101,8 +106,9 @@ def animation(out: Path, every: int = 12) -> None:
     count = 0
     with av.open(str(MEGAMIND)) as container:
         for n, frame in enumerate(container.decode(video=0)):
-            if n % every == 0:
-                frame.to_image().save(out / f"megamind_{n:04d}.png")
+            image = frame.to_image() if n % every == 0 else None
+            if image is not None and colorfulness(np.asarray(image)) >= 5.0:
+                image.save(out / f"megamind_{n:04d}.png")
                 count += 1
     (out / "SOURCES.md").write_text(
         "# Sources\n\nFrames of `Megamind.avi` (a trailer clip shipped as an OpenCV sample), "

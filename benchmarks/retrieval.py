@@ -1,6 +1,6 @@
 """Retrieval quality (with the paper's ablation) and Ray Data descriptor throughput.
 
-    python -m benchmarks.retrieval            # views, labelled, throughput: results/retrieval.json
+    python -m benchmarks.retrieval            # views, labelled, throughput: results/retrieval_*
     python -m benchmarks.retrieval --quick    # fewer throughput images
     python -m benchmarks.retrieval --only labelled --labelled DIR   # a CLASS/* folder of yours
 
@@ -182,6 +182,14 @@ def throughput(tmp: Path, corpus: Path, copies: int) -> dict:
     }
 
 
+def views_quality(tmp: Path, corpus: Path, queries: Queries) -> dict:
+    build_index(corpus, tmp / "index", config=BuildConfig(runner="local"))
+    ablation = quality(tmp / "index", queries)
+    rows = [[k, v["recall@1"], v["recall@5"], v["precision@5"]] for k, v in ablation.items()]
+    print(table(["ranking", "recall@1", "recall@5", "precision@5 (category)"], rows))
+    return ablation
+
+
 def labelled(tmp: Path, folder: Path | None) -> dict | None:
     if folder is None:
         folder = tmp / "labelled"
@@ -205,25 +213,19 @@ def main() -> None:
     parser.add_argument("--labelled", type=Path, help="CLASS/* photo folder (default: gcompris)")
     args = parser.parse_args()
     torch.set_num_threads(2)
-    payload = {}
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
         corpus = tmp / "views"
         queries = make_view_corpus(corpus)
-        if args.only in (None, "quality"):
-            build_index(corpus, tmp / "index", config=BuildConfig(runner="local"))
-            payload["ablation"] = quality(tmp / "index", queries)
-            rows = [
-                [k, v["recall@1"], v["recall@5"], v["precision@5"]]
-                for k, v in payload["ablation"].items()
-            ]
-            print(table(["ranking", "recall@1", "recall@5", "precision@5 (category)"], rows))
-        if args.only in (None, "labelled"):
-            payload["labelled"] = labelled(tmp, args.labelled)
-        if args.only in (None, "throughput"):
-            payload["throughput"] = throughput(tmp, corpus, 3 if args.quick else 12)
-    path = write_json("retrieval" + (f"_{args.only}" if args.only else ""), payload)
-    print(f"\nwrote {path}")
+        parts = {
+            "quality": lambda: {"ablation": views_quality(tmp, corpus, queries)},
+            "labelled": lambda: {"labelled": labelled(tmp, args.labelled)},
+            "throughput": lambda: {"throughput": throughput(tmp, corpus, 3 if args.quick else 12)},
+        }
+        for name, measure in parts.items():
+            if args.only in (None, name):
+                path = write_json(f"retrieval_{name}", measure())
+                print(f"\nwrote {path}")
 
 
 if __name__ == "__main__":

@@ -1,12 +1,13 @@
-"""Run every benchmark, each in its own process, and say which passed.
+"""Run every benchmark, each in its own process, say which passed, regenerate the page.
 
-    python -m benchmarks.run                 # full suite (~20 min on 2 CPU cores)
-    python -m benchmarks.run --quick         # < 5 min: 512 px speed, quick retrieval and FAISS
-    python -m benchmarks.run --device cuda   # GPU figures for the speed benchmark
+    python -m benchmarks.run                 # full suite (~25 min on 2 CPU cores)
+    python -m benchmarks.run --quick         # < 5 min: 512 px speed, fewer images everywhere
+    python -m benchmarks.run --gpu           # also the speed benchmark on CUDA
     CHROMAREF_BENCH_OUT=/tmp/b python -m benchmarks.run --smoke   # CI: tiny, results elsewhere
 
-Each benchmark prints its table and writes JSON (with machine, date and commit) under
-benchmarks/results/; docs/benchmarks.md quotes those numbers with the command that made them.
+Each benchmark prints its table and writes JSON (with command, machine, date and commit) under
+benchmarks/results/; then `benchmarks.report` rewrites docs/benchmarks.md and its plots from
+all the results there (with CHROMAREF_BENCH_OUT, everything goes under that folder instead).
 """
 
 from __future__ import annotations
@@ -20,22 +21,34 @@ SUITES = {
     "full": {
         "speed": [],
         "quality": ["--grids"],
+        "transfer": [],
         "retrieval": [],
         "vector_index": [],
     },
     "quick": {
         "speed": ["--quick"],
         "quality": ["--limit", "8"],
+        "transfer": ["--limit", "3"],
         "retrieval": ["--quick"],
         "vector_index": ["--quick"],
     },
     "smoke": {
         "speed": ["--quick"],
         "quality": ["--limit", "1"],
+        "transfer": ["--limit", "2", "--domains", "photos"],
         "retrieval": ["--only", "quality"],
         "vector_index": ["--sizes", "3000"],
     },
 }
+
+
+def _run(module: str, args: list[str]) -> bool:
+    print(f"\n=== {module} {' '.join(args)}", flush=True)
+    start = time.perf_counter()
+    done = subprocess.run([sys.executable, "-m", f"benchmarks.{module}", *args], check=False)
+    seconds = time.perf_counter() - start
+    print(f"=== {module}: {'ok' if done.returncode == 0 else 'FAILED'} in {seconds:.0f} s")
+    return done.returncode == 0
 
 
 def main() -> None:
@@ -43,20 +56,15 @@ def main() -> None:
     size = parser.add_mutually_exclusive_group()
     size.add_argument("--quick", action="store_true", help="under 5 minutes on 2 CPU cores")
     size.add_argument("--smoke", action="store_true", help="smallest settings (CI)")
-    parser.add_argument("--device", default="cpu", help="device for the speed benchmark")
+    parser.add_argument("--gpu", action="store_true", help="also time the pipeline on CUDA")
     args = parser.parse_args()
     suite = SUITES["smoke" if args.smoke else "quick" if args.quick else "full"]
-    failed = []
-    for name, extra in suite.items():
-        if name == "speed" and args.device != "cpu":
-            extra = [*extra, "--device", args.device]
-        print(f"\n=== {name} {' '.join(extra)}", flush=True)
-        start = time.perf_counter()
-        done = subprocess.run([sys.executable, "-m", f"benchmarks.{name}", *extra], check=False)
-        seconds = time.perf_counter() - start
-        print(f"=== {name}: {'ok' if done.returncode == 0 else 'FAILED'} in {seconds:.0f} s")
-        if done.returncode != 0:
-            failed.append(name)
+    runs = list(suite.items())
+    if args.gpu:
+        runs.append(("speed", [*suite["speed"], "--device", "cuda"]))
+    failed = [name for name, extra in runs if not _run(name, extra)]
+    if not _run("report", []):
+        failed.append("report")
     if failed:
         sys.exit(f"failed: {', '.join(failed)}")
 

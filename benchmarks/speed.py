@@ -21,7 +21,8 @@ from pathlib import Path
 
 from PIL import Image
 
-from benchmarks._common import DOCS_IMAGES, run_child, table, write_json
+from benchmarks._common import run_child, table, write_json
+from benchmarks.report import SPEED_HEADERS, speed_rows
 
 SIZES = (256, 512, 1024, 2048)
 METHODS = ("training-free", "reinhard")
@@ -85,28 +86,6 @@ def _run_child(size: int, method: str, repeats: int, device: str, threads: int) 
     return run_child("speed", [*args, "--device", device, "--threads", str(threads)])
 
 
-def _plot(results: list[dict], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, (ax_t, ax_m) = plt.subplots(1, 2, figsize=(10, 3.8))
-    for method in METHODS:
-        rows = [r for r in results if r["method"] == method]
-        mp = [r["pixels"] / 1e6 for r in rows]
-        ax_t.plot(mp, [r["median_s"]["total"] for r in rows], "o-", label=method)
-        ax_m.plot(mp, [r["peak_rss_mb"] / 1024 for r in rows], "o-", label=method)
-    ax_t.set(xlabel="megapixels", ylabel="seconds (median, after model load)", title="latency")
-    ax_m.set(xlabel="megapixels", ylabel="peak RSS (GB)", title="peak memory")
-    for ax in (ax_t, ax_m):
-        ax.grid(alpha=0.3)
-        ax.legend()
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--child", nargs=2, metavar=("SIZE", "METHOD"), help=argparse.SUPPRESS)
@@ -126,52 +105,12 @@ def main() -> None:
         for size in sizes
         for method in METHODS
     ]
-    rows = []
-    for size in sizes:
-        ours, base = (
-            next(r for r in results if r["size"] == size and r["method"] == m) for m in METHODS
-        )
-        s = ours["median_s"]
-        rows.append(
-            [
-                size,
-                f"{ours['pixels'] / 1e6:.2f}",
-                s["total"],
-                s.get("features", 0.0),
-                s.get("correspondence", 0.0),
-                s.get("colorize", 0.0),
-                s.get("convert", 0.0),
-                s.get("io", 0.0),
-                base["median_s"]["total"],
-                f"{s['total'] / base['median_s']['total']:.1f}x",
-                f"{ours['peak_rss_mb']:.0f}",
-                f"{base['peak_rss_mb']:.0f}",
-            ]
-        )
-    headers = [
-        "long side",
-        "MP",
-        "total s",
-        "features",
-        "correspondence",
-        "colorize",
-        "convert",
-        "io",
-        "reinhard s",
-        "ratio",
-        "peak MB",
-        "reinhard peak MB",
-    ]
-    print(table(headers, rows))
+    print(table(SPEED_HEADERS, speed_rows(results)))
     path = write_json(
         "speed" + ("_" + args.device if args.device != "cpu" else ""),
         {"device": args.device, "results": results},
     )
     print(f"\nwrote {path}")
-    if not args.quick:
-        plot = DOCS_IMAGES / f"speed_{args.device}.png"
-        _plot(results, plot)
-        print(f"wrote {plot}")
 
 
 if __name__ == "__main__":

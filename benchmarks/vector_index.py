@@ -134,59 +134,6 @@ def _run_child(size: int, dim: int, which: str, pca_dim: int | None, work: Path)
     return run_child("vector_index", args)
 
 
-def _plot(results: list[dict], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, (ax_t, ax_m) = plt.subplots(1, 2, figsize=(10, 3.8))
-    for which, style, color in (("flat", "o-", "C0"), ("auto", "s-", "C1")):
-        rows = [r for r in results if r["index"] == which]
-        n = [r["size"] for r in rows]
-        label = (
-            "exact Flat" if which == "flat" else "auto (" + "/".join(r["kind"] for r in rows) + ")"
-        )
-        ax_t.plot(n, [r["build_s"] for r in rows], style, color=color, label=f"{label}: build")
-        ax_t.plot(n, [r["search_s_per_1000"] for r in rows], style[0] + "--", color=color,
-                  alpha=0.6, label=f"{label}: 1000 queries")  # fmt: skip
-        ax_m.plot(n, [r["peak_rss_gb"] for r in rows], style, color=color, label=label)
-    flat = [r for r in results if r["index"] == "flat"]
-    ax_m.plot([r["size"] for r in flat], [r["data_bytes"] / 2**30 for r in flat], "k:",
-              label="input vectors alone")  # fmt: skip
-    ax_t.set(xlabel="corpus size (vectors)", ylabel="seconds", title="build and search time")
-    ax_m.set(xlabel="corpus size (vectors)", ylabel="peak RSS (GB)", title="peak memory")
-    for ax in (ax_t, ax_m):
-        ax.set(xscale="log", yscale="log")
-        ax.grid(alpha=0.3, which="both")
-        ax.legend(fontsize=7)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-
-
-def _rows(results: list[dict]) -> list[list[Any]]:
-    rows = []
-    for r in results:
-        exact = next(x for x in results if x["size"] == r["size"] and x["index"] == "flat")
-        tuned = r["tuned_recall_at_10"]
-        rows.append(
-            [
-                f"{r['size']:,}",
-                r["kind"] + (f" (PCA {r['index_dim']})" if r["index_dim"] != r["dim"] else ""),
-                ",".join(f"{k}={v}" for k, v in r["search_params"].items()) or "-",
-                f"{r['build_s']:.1f}",
-                f"{r['peak_rss_gb']:.2f}",
-                f"{r['index_bytes'] / 2**20:.0f}",
-                f"{r['qps']:.0f}",
-                f"{r['qps'] / exact['qps']:.1f}x",
-                f"{r['recall_at_10']:.3f}",
-                "-" if tuned is None else f"{tuned:.3f}",
-            ]
-        )
-    return rows
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="10k and 100k vectors only")
@@ -206,7 +153,8 @@ def main() -> None:
         return
 
     # imported here so that torch (which _common loads) stays out of the measured children
-    from benchmarks._common import DOCS_IMAGES, table, write_json
+    from benchmarks._common import table, write_json
+    from benchmarks.report import VECTOR_HEADERS, vector_index_rows
 
     with tempfile.TemporaryDirectory(prefix="chromaref-bench-") as work:
         results = [
@@ -214,28 +162,12 @@ def main() -> None:
             for size in sizes
             for which in ("flat", "auto")
         ]
-    headers = [
-        "vectors",
-        "index",
-        "search params",
-        "build s",
-        "peak RSS GB",
-        "index MB",
-        "queries/s",
-        "vs exact",
-        "recall@10",
-        "tuned recall@10",
-    ]
-    print(table(headers, _rows(results)))
+    print(table(VECTOR_HEADERS, vector_index_rows(results)))
     path = write_json(
         "vector_index",
         {"dim": args.dim, "queries": QUERIES, "k": K, "threads": THREADS, "results": results},
     )
     print(f"\nwrote {path}")
-    if not args.quick:
-        plot = DOCS_IMAGES / "vector_index_cost.png"
-        _plot(results, plot)
-        print(f"wrote {plot}")
 
 
 if __name__ == "__main__":

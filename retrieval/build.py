@@ -125,8 +125,10 @@ class _ShardAssembler:
         store.log_shard(self.staging, record)
 
 
-def _local_batches(shards: list[_Shard], config: BuildConfig) -> Iterator[dict[str, np.ndarray]]:
-    mapper = DescriptorMapper(config.descriptor.model_dump_json())
+def _local_batches(
+    shards: list[_Shard], config: BuildConfig, extractor: DescriptorExtractor
+) -> Iterator[dict[str, np.ndarray]]:
+    mapper = DescriptorMapper(config.descriptor.model_dump_json(), extractor=extractor)
     rows = _rows(shards)
     for start in range(0, len(rows), config.batch_size):
         chunk = rows[start : start + config.batch_size]
@@ -228,7 +230,7 @@ def build_index(
     if todo:
         assembler = _ShardAssembler(staging, todo)
         batches = (
-            _local_batches(todo, config)
+            _local_batches(todo, config, extractor)
             if config.runner == "local"
             else _ray_batches(todo, config, address)
         )

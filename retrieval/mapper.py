@@ -54,8 +54,12 @@ def _decode_one(uri: str, image_size: int) -> tuple[np.ndarray, str, str]:
 
 def decode_batch(batch: dict[str, np.ndarray], image_size: int) -> dict[str, np.ndarray]:
     """Add `thumbnail`, `sha1` and `reason` columns to a batch of corpus items."""
+    threads = torch.get_num_threads()
     torch.set_num_threads(1)  # many decode tasks run side by side; one thread each
-    decoded = [_decode_one(str(uri), image_size) for uri in batch["uri"]]
+    try:
+        decoded = [_decode_one(str(uri), image_size) for uri in batch["uri"]]
+    finally:
+        torch.set_num_threads(threads)  # in-process builds: leave the caller's setting alone
     return {
         **batch,
         "thumbnail": np.stack([d[0] for d in decoded]),
@@ -65,10 +69,17 @@ def decode_batch(batch: dict[str, np.ndarray], image_size: int) -> dict[str, np.
 
 
 class DescriptorMapper:
-    """Callable class for `map_batches`: the model is built once per worker, in the worker."""
+    """Callable class for `map_batches`: the model is built once per worker, in the worker
+    (an in-process build hands over the extractor it already has)."""
 
-    def __init__(self, config_json: str, device: str | None = None) -> None:
-        self.extractor = DescriptorExtractor(
+    def __init__(
+        self,
+        config_json: str,
+        device: str | None = None,
+        *,
+        extractor: DescriptorExtractor | None = None,
+    ) -> None:
+        self.extractor = extractor or DescriptorExtractor(
             DescriptorConfig.model_validate_json(config_json), device=device
         )
 

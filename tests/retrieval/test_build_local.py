@@ -130,3 +130,11 @@ def test_never_replaces_a_folder_that_is_not_an_index(corpus, tmp_path):
     with pytest.raises(ConfigError, match="not a chromaref index"):
         build_index(corpus, precious, config=BuildConfig(runner="local"))
     assert (precious / "wedding.jpg").read_bytes() == b"irreplaceable"
+
+
+def test_in_process_build_leaves_the_callers_torch_threads_alone(corpus, tmp_path):
+    import torch
+
+    torch.set_num_threads(2)
+    build_index(corpus, tmp_path / "index", config=BuildConfig(runner="local"))
+    assert torch.get_num_threads() == 2  # `chromaref eval` colorizes right after a build

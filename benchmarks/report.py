@@ -1,0 +1,469 @@
+"""Regenerate docs/benchmarks.md and its plots from benchmarks/results/*.json.
+
+    python -m benchmarks.report            # rewrite docs/benchmarks.md + docs/images/*.png
+    python -m benchmarks.report --check    # exit 1 if docs/benchmarks.md is out of date
+
+`python -m benchmarks.run` calls it at the end, so the page always shows the latest results;
+every section names the command, commit, date and machine of its numbers. Sections whose
+results are missing say which command produces them. Text here explains methods; every number
+comes from the JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from benchmarks._common import DOCS_IMAGES, RESULTS_DIR, table
+
+Results = dict[str, Any]
+DOC = DOCS_IMAGES.parent / "benchmarks.md"
+METHOD_NAMES = {
+    "gray": "gray input",
+    "reinhard": "Reinhard 2001",
+    "welsh": "Welsh 2002",
+    "training-free": "chromaref (training-free)",
+}
+SPEED_HEADERS = [
+    "long side",
+    "MP",
+    "total s",
+    "features",
+    "correspondence",
+    "colorize",
+    "convert",
+    "io",
+    "Reinhard s",
+    "ratio",
+    "peak RSS MB",
+    "Reinhard peak MB",
+]
+VECTOR_HEADERS = [
+    "vectors",
+    "index",
+    "search params",
+    "build s",
+    "peak RSS GB",
+    "index MB",
+    "queries/s",
+    "vs exact",
+    "recall@10",
+    "tuned recall@10",
+]
+
+
+def _load(name: str) -> Results | None:
+    path = RESULTS_DIR / f"{name}.json"
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def _provenance(results: Results, default_command: str) -> str:
+    m = results["machine"]
+    device = f"GPU {m['gpu']}" if m.get("gpu") else "no GPU"
+    command = results.get("command", default_command)
+    return (
+        f"Command: `{command}` (commit `{m['commit']}`, {m['date']}; {m['cpu_count']}-core "
+        f"{m['cpu']}, {device}, torch {m['torch']}, {m['torch_threads']} threads)."
+    )
+
+
+def _missing(command: str) -> str:
+    return f"Not measured yet: run `{command}`.\n"
+
+
+@dataclass(frozen=True)
+class Figure:
+    """A plot of the page: drawn by `draw` into a matplotlib figure of `size` inches."""
+
+    path: Path
+    draw: Callable[[Any], None]
+    size: tuple[float, float]
+
+    def link(self) -> str:
+        return f"![{self.path.stem}](images/{self.path.name})"
+
+    def save(self) -> None:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        fig = plt.figure(figsize=self.size)
+        self.draw(fig)
+        fig.tight_layout()
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(self.path, dpi=110, metadata={"Software": None})
+        plt.close(fig)
+
+
+# -- quality ---------------------------------------------------------------------------------
+
+
+def quality_section(results: Results | None, figures: list[Figure]) -> str:
+    command = "python -m benchmarks.quality --grids"
+    text = "## Quality on real photos\n\n"
+    if results is None:
+        return text + _missing(command)
+    summary = results["summary"]
+    kinds = list(dict.fromkeys(key.split("/")[0] for key in summary))
+    rows = [
+        [kind, METHOD_NAMES.get(method, method), s["n"], s["psnr"], s["ssim"],
+         s["colorfulness"], s["colorfulness_gap"]]
+        for key, s in summary.items()
+        for kind, method in [key.split("/")]
+    ]  # fmt: skip
+    text += _provenance(results, command) + "\n\n"
+    text += (
+        "Each bundled photo is turned gray (its CIELAB L) and colorized from **other-view** "
+        "(another view of the same photo: an off-centre 80% crop, mirrored and 15% brighter), "
+        "**same-scene** (a different photo of the same scene from another viewpoint) or "
+        "**unrelated** (a photo of another category, to check that a bad reference does no "
+        "harm). Metrics against the true colors: RGB PSNR and SSIM (scikit-image), "
+        "colorfulness (Hasler and Suesstrunk 2003) and its gap to the truth's.\n\n"
+    )
+    text += table(["pairs", "method", "n", "PSNR dB", "SSIM", "colorfulness", "gap to truth"], rows)
+    text += "\n\n" + _quality_findings(summary, kinds) + "\n\n"
+    figures.append(
+        Figure(DOCS_IMAGES / "quality_psnr.png", lambda fig: _bars(fig, summary, kinds), (8, 3))
+    )
+    text += figures[-1].link()
+    for kind in kinds:
+        if (DOCS_IMAGES / f"quality_{kind}.jpg").is_file():
+            text += f"\n\n{kind} (gray input | reference | chromaref | truth):\n\n"
+            text += f"![{kind} grid](images/quality_{kind}.jpg)"
+    return text + "\n"
+
+
+def _quality_findings(summary: Results, kinds: list[str]) -> str:
+    lines = []
+    for kind in kinds:
+        ours, gray = summary[f"{kind}/training-free"]["psnr"], summary[f"{kind}/gray"]["psnr"]
+        baselines = {
+            m: summary[f"{kind}/{m}"]["psnr"]
+            for m in ("reinhard", "welsh")
+            if f"{kind}/{m}" in summary
+        }
+        best = max(baselines, key=baselines.get) if baselines else None
+        line = f"- {kind}: chromaref {ours:.2f} dB, {ours - gray:+.2f} dB over the gray input"
+        if best:
+            line += f", {ours - baselines[best]:+.2f} dB over the best baseline ({best})"
+        lines.append(line + ".")
+    return "\n".join(lines)
+
+
+def _bars(fig: Any, summary: Results, kinds: list[str]) -> None:
+    ax = fig.add_subplot()
+    methods = list(dict.fromkeys(key.split("/")[1] for key in summary))
+    width = 0.8 / len(methods)
+    for i, method in enumerate(methods):
+        values = [summary.get(f"{k}/{method}", {}).get("psnr", 0.0) for k in kinds]
+        xs = [x + i * width for x in range(len(kinds))]
+        ax.bar(xs, values, width, label=METHOD_NAMES.get(method, method))
+    ax.set_xticks([x + 0.4 - width / 2 for x in range(len(kinds))], kinds)
+    ax.set(ylabel="RGB PSNR (dB, mean)", ylim=(10, None), title="quality by reference kind")
+    ax.legend(fontsize=7, ncol=len(methods))
+    ax.grid(axis="y", alpha=0.3)
+
+
+# -- transfer to non-natural images ----------------------------------------------------------
+
+
+def transfer_section(results: Results | None) -> str:
+    command = "python -m benchmarks.transfer"
+    text = "## Transfer to non-natural images\n\n"
+    if results is None:
+        return text + _missing(command)
+    text += _provenance(results, command) + "\n\n"
+    text += (
+        "`chromaref eval`'s protocol per domain: `photos` (the bundled real photos), `paintings` "
+        "(crops of paintings, Debian `gcompris-qt-data`), `animation` (frames of `Megamind.avi`, "
+        "Debian `opencv-doc`). Each image is turned gray and colorized from `given` (another view "
+        "of itself), `retrieved` (the best hit of an index of the whole domain, never itself) "
+        "and `unrelated` references. ab SSIM is the structure of the chroma alone; top-5 "
+        "agreement: EfficientNet-Lite0's top class on the true colors is in its top 5 on the "
+        "result.\n\n"
+    )
+    rows = []
+    for domain, found in results["domains"].items():
+        if found is None:
+            text += f"- {domain}: skipped (its Debian package is not installed).\n"
+            continue
+        for s in found["summary"]:
+            if s["method"] in ("gray", "training-free", "reinhard", "welsh"):
+                rows.append(
+                    [domain, s["reference"], METHOD_NAMES.get(s["method"], s["method"]), s["n"],
+                     s["psnr"], s["ssim_ab"], s["colorfulness_gap"], s["top5_agree"]]
+                )  # fmt: skip
+    headers = ["domain", "reference", "method", "n", "PSNR dB", "ab SSIM", "colorfulness gap"]
+    text += table([*headers, "top-5 agree"], rows) + "\n\n"
+    text += _transfer_findings(results["domains"]) + "\n"
+    for domain, found in results["domains"].items():
+        if found and (DOCS_IMAGES / f"transfer_{domain}.jpg").is_file():
+            text += (
+                f"\n{domain} (rows: given / retrieved / unrelated reference; columns: gray "
+                "input, reference, gray, Reinhard, Welsh, chromaref, truth):\n\n"
+                f"![{domain} grid](images/transfer_{domain}.jpg)\n"
+            )
+    return text
+
+
+def _transfer_findings(domains: Results) -> str:
+    lines = []
+    for domain, found in domains.items():
+        if found is None:
+            continue
+        by = {(s["reference"], s["method"]): s["psnr"] for s in found["summary"]}
+        parts = [
+            f"{kind} {by[(kind, 'training-free')] - by[(kind, 'gray')]:+.2f} dB"
+            for kind in ("given", "retrieved", "unrelated")
+            if (kind, "training-free") in by
+        ]
+        diversity = found["diversity"].get("training-free", 0.0)
+        lines.append(
+            f"- {domain} ({found['images']} images, corpus {found['corpus']}): chromaref over "
+            f"the gray input: {', '.join(parts)}; diversity across references {diversity:.1f}."
+        )
+    return "\n".join(lines)
+
+
+# -- speed -----------------------------------------------------------------------------------
+
+
+def speed_rows(results: list[Results]) -> list[list[Any]]:
+    """One row per size: chromaref's stage timings next to the Reinhard baseline's."""
+    rows = []
+    for size in sorted({r["size"] for r in results}):
+        ours, base = (
+            next(r for r in results if r["size"] == size and r["method"] == m)
+            for m in ("training-free", "reinhard")
+        )
+        s = ours["median_s"]
+        rows.append(
+            [size, f"{ours['pixels'] / 1e6:.2f}", s["total"], s.get("features", 0.0),
+             s.get("correspondence", 0.0), s.get("colorize", 0.0), s.get("convert", 0.0),
+             s.get("io", 0.0), base["median_s"]["total"],
+             f"{s['total'] / base['median_s']['total']:.1f}x", f"{ours['peak_rss_mb']:.0f}",
+             f"{base['peak_rss_mb']:.0f}"]
+        )  # fmt: skip
+    return rows
+
+
+def speed_section(results: Results | None, device: str, figures: list[Figure]) -> str:
+    command = "python -m benchmarks.speed" + ("" if device == "cpu" else f" --device {device}")
+    text = f"## Speed and memory ({device.upper()})\n\n"
+    if results is None:
+        return text + _missing(command)
+    text += _provenance(results, command) + "\n\n"
+    text += (
+        "Each size and method in a fresh process; median of the runs after a warm-up; end to "
+        "end after model load: read the target file, Lab + features, correspondence, colorize, "
+        "Lab -> RGB with the exact L, PNG encode. Target: the bundled `aloe_l` photo resized to "
+        "the long side; reference: `aloe_r` (prepared once). Baseline in the same run: "
+        "Reinhard's global transfer through the same code path.\n\n"
+    )
+    text += table(SPEED_HEADERS, speed_rows(results["results"])) + "\n\n"
+    if len({r["size"] for r in results["results"]}) > 1:
+        path = DOCS_IMAGES / f"speed_{device}.png"
+        figures.append(Figure(path, lambda fig: _speed_plot(fig, results["results"]), (10, 3.8)))
+        text += figures[-1].link() + "\n"
+    return text
+
+
+def _speed_plot(fig: Any, results: list[Results]) -> None:
+    ax_t, ax_m = fig.subplots(1, 2)
+    for method in ("training-free", "reinhard"):
+        rows = sorted((r for r in results if r["method"] == method), key=lambda r: r["pixels"])
+        mp = [r["pixels"] / 1e6 for r in rows]
+        label = METHOD_NAMES[method]
+        ax_t.plot(mp, [r["median_s"]["total"] for r in rows], "o-", label=label)
+        ax_m.plot(mp, [r["peak_rss_mb"] / 1024 for r in rows], "o-", label=label)
+    ax_t.set(xlabel="megapixels", ylabel="seconds (median, after model load)", title="latency")
+    ax_m.set(xlabel="megapixels", ylabel="peak RSS (GB)", title="peak memory")
+    for ax in (ax_t, ax_m):
+        ax.grid(alpha=0.3)
+        ax.legend()
+
+
+# -- retrieval -------------------------------------------------------------------------------
+
+
+def retrieval_section(views: Results | None, labelled: Results | None) -> str:
+    text = "## Retrieval quality (the paper's section 3 ablation)\n\n### Augmented views\n\n"
+    command = "python -m benchmarks.retrieval --only quality"
+    if views is None:
+        text += _missing(command)
+    else:
+        text += _provenance(views, command) + "\n\n"
+        text += (
+            "Every bundled photo gets 3 augmented views in the corpus (70-95% crop, maybe "
+            "mirrored, brightness and contrast +-20%, rotation +-8 degrees), in category folders; "
+            "each query is the **gray** version of a fourth, held-back view. recall@k: a view of "
+            "the same photo is in the top k. precision@5: share of the top 5, the photo's own "
+            "views excluded, with the query's category.\n\n"
+        )
+        rows = [
+            [k, v["recall@1"], v["recall@5"], v["precision@5"]]
+            for k, v in views["ablation"].items()
+        ]
+        text += table(["ranking", "recall@1", "recall@5", "precision@5"], rows) + "\n"
+    text += "\n### Labelled real photos\n\n"
+    command = "python -m benchmarks.retrieval --only labelled"
+    found = labelled and labelled.get("labelled")
+    if not found:
+        return text + _missing(command + "  # needs Debian gcompris-qt-data")
+    text += _provenance(labelled, command) + "\n\n"
+    text += (
+        f"{found['images']} Wikimedia photos of Debian `gcompris-qt-data` in "
+        f"{len(found['categories'])} categories ({', '.join(found['categories'])}; "
+        "`python -m benchmarks.datasets labelled`). Leave-one-out: each photo, turned gray, "
+        "queries the index of all the others; precision@k is the share of the top k with its "
+        "category. The last row adds the paper's class filter: candidates whose predicted top-1 "
+        "ImageNet class (EfficientNet-Lite0 on the gray image) is the query's come first.\n\n"
+    )
+    rows = [[k, v["precision@1"], v["precision@5"]] for k, v in found["ablation"].items()]
+    return text + table(["ranking", "precision@1", "precision@5"], rows) + "\n"
+
+
+def throughput_section(results: Results | None) -> str:
+    command = "python -m benchmarks.retrieval --only throughput"
+    text = "## Descriptor throughput: Ray Data vs a bare loop\n\n"
+    if results is None:
+        return text + _missing(command)
+    t = results["throughput"]
+    text += _provenance(results, command) + "\n\n"
+    text += (
+        "Bare loop: one process, decode + thumbnail + descriptors in batches of 32, nothing "
+        "written. Ray: the whole `build_index` on a local Ray (decode and descriptor actors, "
+        "shards, consolidation, FAISS, manifest); starting Ray itself is left out.\n\n"
+    )
+    rows = [
+        ["bare single-process loop", f"{t['images']:,}", t["bare_loop_images_per_s"]],
+        ["Ray Data build (end to end)", f"{t['images']:,}", t["ray_images_per_s"]],
+        ["**ratio Ray / bare**", "", f"**{t['ratio']:.2f}**"],
+    ]
+    return text + table(["runner", "images", "images/s"], rows) + "\n"
+
+
+# -- FAISS -----------------------------------------------------------------------------------
+
+
+def vector_index_rows(results: list[Results]) -> list[list[Any]]:
+    rows = []
+    for r in results:
+        exact = next(x for x in results if x["size"] == r["size"] and x["index"] == "flat")
+        tuned = r["tuned_recall_at_10"]
+        rows.append(
+            [f"{r['size']:,}",
+             r["kind"] + (" (auto)" if r["index"] == "auto" else "")
+             + (f" (PCA {r['index_dim']})" if r["index_dim"] != r["dim"] else ""),
+             ",".join(f"{k}={v}" for k, v in r["search_params"].items()) or "-",
+             f"{r['build_s']:.1f}", f"{r['peak_rss_gb']:.2f}", f"{r['index_bytes'] / 2**20:.0f}",
+             f"{r['qps']:.0f}", f"{r['qps'] / exact['qps']:.1f}x", f"{r['recall_at_10']:.3f}",
+             "-" if tuned is None else f"{tuned:.3f}"]
+        )  # fmt: skip
+    return rows
+
+
+def vector_index_section(results: Results | None, figures: list[Figure]) -> str:
+    command = "python -m benchmarks.vector_index"
+    text = "## FAISS index at corpus scale\n\n"
+    if results is None:
+        return text + _missing(command)
+    text += _provenance(results, command) + "\n\n"
+    text += (
+        f"Synthetic **clustered** vectors at the real semantic dimension ({results['dim']}; "
+        f"random vectors give meaningless recall), {results['queries']:,} fresh queries, "
+        f"top-{results['k']}, {results['threads']} FAISS threads; each (size, index) in its own "
+        "process, so peak RSS (which includes the input vectors) is its own. recall@10 is "
+        "against exact search; tuned recall is what the build measured when it chose its "
+        "search parameters.\n\n"
+    )
+    text += table(VECTOR_HEADERS, vector_index_rows(results["results"])) + "\n\n"
+    if len({r["size"] for r in results["results"]}) > 1:
+        path = DOCS_IMAGES / "vector_index_cost.png"
+        figures.append(Figure(path, lambda fig: _vector_plot(fig, results["results"]), (10, 3.8)))
+        text += figures[-1].link() + "\n"
+    return text
+
+
+def _vector_plot(fig: Any, results: list[Results]) -> None:
+    ax_t, ax_m = fig.subplots(1, 2)
+    for which, style, color in (("flat", "o-", "C0"), ("auto", "s-", "C1")):
+        rows = [r for r in results if r["index"] == which]
+        n = [r["size"] for r in rows]
+        kinds = "/".join(r["kind"] for r in rows)
+        label = "exact Flat" if which == "flat" else f"auto ({kinds})"
+        ax_t.plot(n, [r["build_s"] for r in rows], style, color=color, label=f"{label}: build")
+        ax_t.plot(n, [r["search_s_per_1000"] for r in rows], style[0] + "--", color=color,
+                  alpha=0.6, label=f"{label}: 1000 queries")  # fmt: skip
+        ax_m.plot(n, [r["peak_rss_gb"] for r in rows], style, color=color, label=label)
+    flat = [r for r in results if r["index"] == "flat"]
+    ax_m.plot([r["size"] for r in flat], [r["data_bytes"] / 2**30 for r in flat], "k:",
+              label="input vectors alone")  # fmt: skip
+    ax_t.set(xlabel="corpus size (vectors)", ylabel="seconds", title="build and search time")
+    ax_m.set(xlabel="corpus size (vectors)", ylabel="peak RSS (GB)", title="peak memory")
+    for ax in (ax_t, ax_m):
+        ax.set(xscale="log", yscale="log")
+        ax.grid(alpha=0.3, which="both")
+        ax.legend(fontsize=7)
+
+
+# -- the page --------------------------------------------------------------------------------
+
+HEADER = """# Benchmarks
+
+<!-- Generated by `python -m benchmarks.report` from benchmarks/results/*.json: edit the
+scripts, not this page. -->
+
+Every number here comes from a script in `benchmarks/`, run as a module from the repository
+root (`python -m benchmarks.NAME`); each writes JSON with its command, machine, date and commit
+to `benchmarks/results/`, and this page is regenerated from those files. `python -m
+benchmarks.run [--quick] [--gpu]` runs them all and regenerates the page; the test suite runs
+`--smoke` (tiny settings, results written elsewhere) so the benchmarks cannot rot. How the
+colorizer's defaults were chosen: [tuning.md](tuning.md).
+"""
+
+
+def render() -> tuple[str, list[Figure]]:
+    """The whole page from the results on disk, and the plots it links to."""
+    gpu = _load("speed_cuda")
+    figures: list[Figure] = []
+    sections = [
+        HEADER,
+        quality_section(_load("quality"), figures),
+        transfer_section(_load("transfer")),
+        speed_section(_load("speed"), "cpu", figures),
+        retrieval_section(_load("retrieval_quality"), _load("retrieval_labelled")),
+        throughput_section(_load("retrieval_throughput")),
+        vector_index_section(_load("vector_index"), figures),
+        speed_section(gpu, "cuda", figures)
+        if gpu
+        else "## GPU\n\nNo GPU figures yet: run `python -m benchmarks.run --gpu` on a CUDA "
+        "machine (CUDA pipeline, descriptor actors with `num_gpus=1`, FAISS on GPU).\n",
+    ]
+    return "\n".join(sections), figures
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--check", action="store_true", help="fail if the page is out of date")
+    args = parser.parse_args()
+    page, figures = render()
+    if args.check:
+        if not DOC.is_file() or DOC.read_text() != page:
+            sys.exit(f"{DOC} is out of date: run `python -m benchmarks.report`")
+        return
+    DOC.parent.mkdir(parents=True, exist_ok=True)
+    for figure in figures:
+        figure.save()
+    DOC.write_text(page)
+    print(f"wrote {DOC} and {len(figures)} plot(s)")
+
+
+if __name__ == "__main__":
+    main()
