@@ -165,7 +165,8 @@ def _bars(fig: Any, summary: Results, kinds: list[str]) -> None:
         xs = [x + i * width for x in range(len(kinds))]
         ax.bar(xs, values, width, label=METHOD_NAMES.get(method, method))
     ax.set_xticks([x + 0.4 - width / 2 for x in range(len(kinds))], kinds)
-    ax.set(ylabel="RGB PSNR (dB, mean)", ylim=(10, None), title="quality by reference kind")
+    top = max(s["psnr"] for s in summary.values())
+    ax.set(ylabel="RGB PSNR (dB, mean)", ylim=(10, top + 4), title="quality by reference kind")
     ax.legend(fontsize=7, ncol=len(methods))
     ax.grid(axis="y", alpha=0.3)
 
@@ -184,7 +185,8 @@ def transfer_section(results: Results | None) -> str:
         "(crops of paintings, Debian `gcompris-qt-data`), `animation` (frames of `Megamind.avi`, "
         "Debian `opencv-doc`). Each image is turned gray and colorized from `given` (another view "
         "of itself), `retrieved` (the best hit of an index of the whole domain, never itself) "
-        "and `unrelated` references. ab SSIM is the structure of the chroma alone; top-5 "
+        "and `unrelated` references (for `animation` another frame of the same short clip, "
+        "so it shares much of the palette). ab SSIM is the structure of the chroma alone; top-5 "
         "agreement: EfficientNet-Lite0's top class on the true colors is in its top 5 on the "
         "result.\n\n"
     )

@@ -29,8 +29,9 @@ def test_benchmark_suite_smoke(tmp_path):
     )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     results = {p.stem: json.loads(p.read_text()) for p in (tmp_path / "results").glob("*.json")}
-    assert set(results) == {"speed", "quality", "retrieval_quality", "vector_index"}
+    assert set(results) == {"speed", "quality", "transfer", "retrieval_quality", "vector_index"}
     assert all("commit" in r["machine"] and "cpu" in r["machine"] for r in results.values())
+    assert results["speed"]["command"] == "python -m benchmarks.speed --quick"
     speed = results["speed"]["results"]
     assert {r["method"] for r in speed} == {"training-free", "reinhard"}
     assert all(r["median_s"]["total"] > 0 and r["peak_rss_mb"] > 0 for r in speed)
@@ -38,3 +39,27 @@ def test_benchmark_suite_smoke(tmp_path):
     assert {"same-scene/training-free", "same-scene/reinhard", "unrelated/gray"} <= set(summary)
     ablation = results["retrieval_quality"]["ablation"]
     assert all(0.0 <= v["recall@5"] <= 1.0 for v in ablation.values())
+    transfer = results["transfer"]["domains"]["photos"]
+    assert transfer["images"] == 2 and transfer["corpus"] >= 30
+    # the page is regenerated from these results, next to them
+    page = (tmp_path / "benchmarks.md").read_text()
+    for section in ("## Quality on real photos", "## Transfer to non-natural images",
+                    "## Speed and memory (CPU)", "## FAISS index at corpus scale"):  # fmt: skip
+        assert section in page
+    assert "Not measured yet: run `python -m benchmarks.retrieval --only throughput`" in page
+    assert f"{speed[0]['median_s']['total']:.3f}" in page
+    assert (tmp_path / "images" / "quality_psnr.png").is_file()
+
+
+def test_committed_benchmark_page_matches_the_committed_results():
+    """docs/benchmarks.md is generated: a hand edit or a forgotten regeneration fails here."""
+    env = {k: v for k, v in os.environ.items() if k != "CHROMAREF_BENCH_OUT"}
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks.report", "--check"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
