@@ -30,8 +30,12 @@ index_app = typer.Typer(
 @friendly_errors
 def build(
     corpus: Annotated[
-        Path,
-        typer.Argument(help="Folder tree (CLASS/*.JPEG gives labels), Parquet of bytes, or tar."),
+        str,
+        typer.Argument(
+            help="Folder tree (CLASS/*.JPEG gives labels), Parquet of bytes, or tar shards; a "
+            "local path or a URI: s3://bucket/prefix, gs://..., hdfs://... (options in the query, "
+            "e.g. ?endpoint_override=host:9000&scheme=http)."
+        ),
     ],
     out: Annotated[Path, typer.Option("--out", "-o", help="Index folder to create/replace.")],
     address: Annotated[

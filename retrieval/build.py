@@ -1,7 +1,7 @@
 """Build a reference index from a corpus: plan shards, describe images, write, consolidate.
 
     chromaref index build ~/imagenet/train --out ~/indexes/imagenet     # local Ray, automatic
-    RAY_ADDRESS=ray://head:10001 chromaref index build s3corpus/ --out idx   # any cluster
+    RAY_ADDRESS=ray://head:10001 chromaref index build s3://bucket/corpus --out idx   # any cluster
 
 Reader -> decode (CPU tasks) -> descriptors (actor pool, GPU when present) -> shard writer on
 the driver, with Ray Data as the distributor; `runner="local"` runs the same stages

@@ -10,6 +10,7 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import numpy as np
 import pyarrow.parquet as pq
@@ -37,7 +38,11 @@ class SearchHit:
 
     @property
     def name(self) -> str:
-        return Path(self.uri.split("#")[0]).stem if "://" in self.uri else Path(self.uri).stem
+        """The file name without suffix (of the Parquet or tar file for their rows)."""
+        location = self.uri
+        if location.startswith(("parquet://", "tar://")):
+            location = location.split("://", 1)[1].rsplit("#", 1)[0]
+        return Path(urlsplit(location).path if "://" in location else location).stem
 
 
 def _read_manifest(path: Path) -> dict:

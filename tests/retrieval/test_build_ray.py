@@ -45,6 +45,14 @@ def test_ray_build_matches_in_process_build(cluster, corpus, local_index, tmp_pa
     assert _ids(tmp_path / "ray") == _ids(local_index)
 
 
+def test_ray_workers_read_a_corpus_straight_from_s3(cluster, s3_corpus, local_index, tmp_path):
+    report = build_index(s3_corpus("tree"), tmp_path / "s3", config=BuildConfig(shard_size=4))
+    index, local = Index.open(tmp_path / "s3"), Index.open(local_index)
+    assert report.count == len(local)
+    assert all(uri.startswith("s3://") for uri in index.rows["uri"])
+    assert sorted(index.rows["sha1"]) == sorted(local.rows["sha1"])  # the same bytes
+
+
 def test_build_survives_losing_a_worker_node(cluster, corpus, local_index, tmp_path):
     worker = next(n for n in cluster.list_all_nodes() if n is not cluster.head_node)
     staging = tmp_path / "killed.building"

@@ -1,0 +1,103 @@
+"""Where corpus files live: local paths or object-store URIs, behind one small interface.
+
+A location is either a local path or a URI that `pyarrow.fs` understands (`s3://bucket/key`,
+`gs://bucket/key`, `hdfs://host:port/path`, `file:///path`), with the filesystem's options in
+the query string (`s3://bucket/corpus?endpoint_override=minio:9000&scheme=http`). Credentials
+come from the usual environment (AWS_ACCESS_KEY_ID, GOOGLE_APPLICATION_CREDENTIALS, ...).
+Decode tasks read by location wherever they run, so a Ray cluster reads a bucket directly.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import BinaryIO
+from urllib.parse import SplitResult, urlsplit, urlunsplit
+
+import pyarrow.fs as pafs
+
+from chromaref.platform.errors import ConfigError
+
+_PATH_ONLY_SCHEMES = frozenset({"file", "hdfs", "viewfs"})  # the host is not part of the path
+
+
+@dataclass(frozen=True)
+class Location:
+    """A file or folder on some filesystem, printable back into the string it came from."""
+
+    filesystem: pafs.FileSystem
+    path: str
+    root: str = ""  # "scheme://netloc?query" for URIs, "" for local paths
+
+    def __str__(self) -> str:
+        if not self.root:
+            return self.path
+        parts = urlsplit(self.root)
+        path = self.path if parts.scheme in _PATH_ONLY_SCHEMES else self.path[len(_bucket(parts)) :]
+        return urlunsplit((parts.scheme, parts.netloc, path, parts.query, ""))
+
+    def child(self, path: str) -> Location:
+        """Another path on the same filesystem."""
+        return Location(self.filesystem, path, self.root)
+
+    @property
+    def name(self) -> str:
+        return self.path.rstrip("/").rsplit("/", 1)[-1]
+
+    def kind(self) -> str:
+        """'file', 'dir' or 'missing'."""
+        found = self.filesystem.get_file_info(self.path).type
+        return {pafs.FileType.File: "file", pafs.FileType.Directory: "dir"}.get(found, "missing")
+
+    def files(self) -> list[Location]:
+        """Every file below this folder, recursively, sorted by path."""
+        selector = pafs.FileSelector(self.path, recursive=True)
+        found = self.filesystem.get_file_info(selector)
+        return [self.child(f.path) for f in sorted(found, key=lambda f: f.path) if f.is_file]
+
+    def relative_parts(self, descendant: Location) -> tuple[str, ...]:
+        return tuple(descendant.path[len(self.path.rstrip("/")) + 1 :].split("/"))
+
+    def open(self) -> BinaryIO:
+        """A seekable binary file (remote files read ranges on demand)."""
+        return self.filesystem.open_input_file(self.path)
+
+    def read(self, offset: int = 0, size: int | None = None) -> bytes:
+        with self.open() as f:
+            if offset:
+                f.seek(offset)
+            return f.read() if size is None else f.read(size)
+
+
+@lru_cache(maxsize=32)
+def _remote_filesystem(root: str) -> pafs.FileSystem:
+    return pafs.FileSystem.from_uri(root)[0]
+
+
+def locate(location: str | Path) -> Location:
+    """Parse a local path or filesystem URI.
+
+    Raises:
+        ConfigError: the URI names a filesystem pyarrow cannot open (unknown scheme, bad
+            options, missing client library).
+    """
+    text = str(location)
+    if "://" not in text:
+        return Location(pafs.LocalFileSystem(), str(Path(text).resolve()))
+    parts = urlsplit(text)
+    root = urlunsplit((parts.scheme, parts.netloc, "", parts.query, ""))
+    try:
+        filesystem = _remote_filesystem(root)
+    except (OSError, ValueError, NotImplementedError) as exc:  # pyarrow's Arrow* errors
+        raise ConfigError(f"cannot open {text}: {exc}") from exc
+    if parts.scheme in _PATH_ONLY_SCHEMES:
+        path = parts.path
+    else:
+        path = (_bucket(parts) + parts.path).rstrip("/")
+    return Location(filesystem, path, root)
+
+
+def _bucket(parts: SplitResult) -> str:
+    """The bucket of an object-store URI (`s3://key:secret@bucket/...` carries credentials)."""
+    return parts.netloc.rsplit("@", 1)[-1]
