@@ -88,30 +88,22 @@ def corpus(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def browser_screenshot():
-    """`shot(url, path, width, height)`: a real headless Chromium renders `url` into a PNG.
+def browser():
+    """A real headless Chromium (Debian's), driven by Playwright.
 
     Skips where no Chromium is installed, except under CHROMAREF_REQUIRE_BROWSER=1 (CI sets
-    it): there a missing browser fails the run instead of hiding the test.
+    it): there a missing browser fails the run instead of hiding the tests.
     """
-    import subprocess
-
     binary = next(filter(None, map(shutil.which, ("chromium", "chromium-browser"))), None)
     if binary is None:
         message = "no chromium on PATH (Debian: apt-get install chromium)"
         if os.environ.get("CHROMAREF_REQUIRE_BROWSER") == "1":
             pytest.fail(message)
         pytest.skip(message)
+    from playwright.sync_api import sync_playwright
 
-    def shot(url: str, path: Path, width: int = 1280, height: int = 2000) -> np.ndarray:
-        args = ["--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars"]
-        size = f"--window-size={width},{height}"
-        subprocess.run(
-            [binary, *args, size, f"--screenshot={path}", url],
-            check=True,
-            capture_output=True,
-            timeout=120,
-        )
-        return np.asarray(Image.open(path).convert("RGB"))
-
-    return shot
+    with sync_playwright() as playwright:
+        args = ["--no-sandbox", "--disable-background-networking", "--disable-gpu"]
+        chromium = playwright.chromium.launch(executable_path=binary, headless=True, args=args)
+        yield chromium
+        chromium.close()
