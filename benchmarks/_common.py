@@ -16,6 +16,7 @@ import torch
 REPO_ROOT = Path(__file__).resolve().parents[1]
 # CHROMAREF_BENCH_OUT redirects results and pictures (smoke runs must not touch the records).
 _OUT = os.environ.get("CHROMAREF_BENCH_OUT")
+REDIRECTED = bool(_OUT)
 RESULTS_DIR = Path(_OUT) / "results" if _OUT else Path(__file__).resolve().parent / "results"
 DOCS_IMAGES = (
     Path(_OUT) / "images" if _OUT else Path(__file__).resolve().parents[1] / "docs" / "images"
