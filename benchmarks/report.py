@@ -172,64 +172,66 @@ def _bars(fig: Any, summary: Results, kinds: list[str]) -> None:
     ax.grid(axis="y", alpha=0.3)
 
 
-# -- transfer to non-natural images ----------------------------------------------------------
+# -- the paper's studies: choice of reference, non-natural images ---------------------------
 
 
-def transfer_section(results: Results | None) -> str:
-    command = "python -m benchmarks.transfer"
-    text = "## Transfer to non-natural images\n\n"
+def studies_section(results: Results | None) -> str:
+    command = "python -m benchmarks.studies"
+    text = "## The choice of reference, and non-natural images\n\n"
     if results is None:
         return text + _missing(command)
     text += _provenance(results, command) + "\n\n"
     text += (
-        "`chromaref eval`'s protocol per domain: `photos` (the bundled real photos), `paintings` "
-        "(crops of paintings, Debian `gcompris-qt-data`), `animation` (frames of `Megamind.avi`, "
-        "Debian `opencv-doc`). Each image is turned gray and colorized from `given` (another view "
-        "of itself), `retrieved` (the best hit of an index of the whole domain, never itself) "
-        "and `unrelated` references (for `animation` another frame of the same short clip, "
-        "so it shares much of the palette). ab SSIM is the structure of the chroma alone; top-5 "
-        "agreement: EfficientNet-Lite0's top class on the true colors is in its top 5 on the "
-        "result.\n\n"
+        "The paper's studies with `chromaref eval`'s protocol, per domain: `photos` (the bundled "
+        "real photos), `labelled` (real photos in 5 category folders), `paintings` (crops of "
+        "paintings) and `animation` (frames of `Megamind.avi`); the last three from Debian "
+        "packages (`python -m benchmarks.datasets`). Each image is turned gray and colorized "
+        "from a `given` reference (another view of itself), a `retrieved` one (the best hit of "
+        "an index of the whole domain, never itself), a `same-category` one (a random photo of "
+        "its category) and an `unrelated` one (another category's photo, or for flat domains "
+        "any other image; for `animation` that is another frame of the same short clip). Mean "
+        "RGB PSNR per method; ab SSIM (the structure of the chroma alone) and top-5 agreement "
+        "(EfficientNet-Lite0's top class on the true colors is in its top 5 on the result) for "
+        "chromaref.\n\n"
     )
+    methods = ["gray", "reinhard", "welsh", "training-free"]
     rows = []
     for domain, found in results["domains"].items():
         if found is None:
             text += f"- {domain}: skipped (its Debian package is not installed).\n"
             continue
-        for s in found["summary"]:
-            if s["method"] in ("gray", "training-free", "reinhard", "welsh"):
-                rows.append(
-                    [domain, s["reference"], METHOD_NAMES.get(s["method"], s["method"]), s["n"],
-                     s["psnr"], s["ssim_ab"], s["colorfulness_gap"], s["top5_agree"]]
-                )  # fmt: skip
-    headers = ["domain", "reference", "method", "n", "PSNR dB", "ab SSIM", "colorfulness gap"]
-    text += table([*headers, "top-5 agree"], rows) + "\n\n"
-    text += _transfer_findings(results["domains"]) + "\n"
+        by = {(s["reference"], s["method"]): s for s in found["summary"]}
+        for kind in found["kinds"]:
+            ours = by[(kind, "training-free")]
+            psnrs = [by[(kind, m)]["psnr"] for m in methods]
+            rows.append([domain, kind, ours["n"], *psnrs, ours["ssim_ab"], ours["top5_agree"]])
+    headers = ["domain", "reference", "n", *(f"{METHOD_NAMES[m]} dB" for m in methods)]
+    text += "\n" + table([*headers, "chromaref ab SSIM", "chromaref top-5 agree"], rows)
+    text += "\n\n" + _studies_findings(results["domains"]) + "\n"
     for domain, found in results["domains"].items():
-        if found and (DOCS_IMAGES / f"transfer_{domain}.jpg").is_file():
+        if found and (DOCS_IMAGES / f"study_{domain}.jpg").is_file():
             text += (
-                f"\n{domain} (rows: given / retrieved / unrelated reference; columns: gray "
-                "input, reference, gray, Reinhard, Welsh, chromaref, truth):\n\n"
-                f"![{domain} grid](images/transfer_{domain}.jpg)\n"
+                f"\n{domain} (rows: {' / '.join(found['kinds'])} reference; columns: gray input, "
+                "reference, gray, Reinhard, Welsh, chromaref, truth):\n\n"
+                f"![{domain} grid](images/study_{domain}.jpg)\n"
             )
     return text
 
 
-def _transfer_findings(domains: Results) -> str:
+def _studies_findings(domains: Results) -> str:
     lines = []
     for domain, found in domains.items():
         if found is None:
             continue
         by = {(s["reference"], s["method"]): s["psnr"] for s in found["summary"]}
-        parts = [
+        gains = [
             f"{kind} {by[(kind, 'training-free')] - by[(kind, 'gray')]:+.2f} dB"
-            for kind in ("given", "retrieved", "unrelated")
-            if (kind, "training-free") in by
+            for kind in found["kinds"]
         ]
         diversity = found["diversity"].get("training-free", 0.0)
         lines.append(
             f"- {domain} ({found['images']} images, corpus {found['corpus']}): chromaref over "
-            f"the gray input: {', '.join(parts)}; diversity across references {diversity:.1f}."
+            f"the gray input: {', '.join(gains)}; diversity across references {diversity:.1f}."
         )
     return "\n".join(lines)
 
@@ -435,7 +437,7 @@ colorizer's defaults were chosen: [tuning.md](tuning.md).
 def readme_results() -> str:
     """The README's headline numbers, from the same results as the page."""
     quality, speed = _load("quality"), _load("speed")
-    labelled, transfer = _load("retrieval_labelled"), _load("transfer")
+    labelled, studies = _load("retrieval_labelled"), _load("studies")
     throughput, vectors = _load("retrieval_throughput"), _load("vector_index")
     lines = []
     if quality:
@@ -451,10 +453,10 @@ def readme_results() -> str:
             f"{psnr['unrelated/gray'] - psnr['unrelated/reinhard']:.1f}-"
             f"{psnr['unrelated/gray'] - psnr['unrelated/welsh']:.1f} dB."
         )
-    if transfer:
+    if studies:
         gains = []
         for domain in ("paintings", "animation"):
-            found = transfer["domains"].get(domain)
+            found = studies["domains"].get(domain)
             if found:
                 by = {(s["reference"], s["method"]): s["psnr"] for s in found["summary"]}
                 gain = by[("retrieved", "training-free")] - by[("retrieved", "gray")]
@@ -514,7 +516,7 @@ def render() -> tuple[str, list[Figure]]:
     sections = [
         HEADER,
         quality_section(_load("quality"), figures),
-        transfer_section(_load("transfer")),
+        studies_section(_load("studies")),
         speed_section(_load("speed"), "cpu", figures),
         retrieval_section(_load("retrieval_quality"), _load("retrieval_labelled")),
         throughput_section(_load("retrieval_throughput")),

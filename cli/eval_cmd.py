@@ -24,7 +24,9 @@ def eval_command(
     methods: Annotated[
         str, typer.Option(help="Comma-separated: gray, reinhard, welsh, training-free.")
     ] = "gray,reinhard,welsh,training-free",
-    limit: Annotated[int | None, typer.Option(help="Evaluate at most this many photos.")] = None,
+    limit: Annotated[
+        int | None, typer.Option(help="Evaluate this many photos, spread over the folder.")
+    ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log details.")] = False,
 ) -> None:

@@ -8,9 +8,11 @@ Each photo is turned gray and colorized by each method from up to four reference
 reference a user would pick), `retrieved` (the best hit of an index that is not the photo
 itself), `same-category` (a random other photo of its category folder, the ImageNet layout
 `CATEGORY/photo`; only when every photo has one) and `unrelated` (a random other photo of the
-folder). Metrics: RGB and ab PSNR, RGB and ab SSIM,
-colorfulness and its gap to the truth, ImageNet top-1/top-5 agreement of EfficientNet-Lite0
-with its prediction on the true colors, and the ab-histogram distance to the reference.
+folder, of another category when there are categories). `--limit N` evaluates N photos spread
+evenly over the sorted folder; references are drawn from all of them. Metrics: RGB and ab
+PSNR, RGB and ab SSIM, colorfulness and its gap to the truth, ImageNet top-1/top-5 agreement
+of EfficientNet-Lite0 with its prediction on the true colors, and the ab-histogram distance to
+the reference.
 """
 
 from __future__ import annotations
@@ -26,9 +28,9 @@ import numpy as np
 import torch
 from PIL import Image, ImageEnhance
 
-from chromaref.platform.color import gray_image, image_to_tensor, rgb_to_lab
+from chromaref.platform.color import gray_image, image_to_tensor, mean_chroma, rgb_to_lab
 from chromaref.platform.config import PipelineConfig
-from chromaref.platform.errors import ChromarefError, ConfigError
+from chromaref.platform.errors import ChromarefError, ConfigError, UnusableReferenceError
 from chromaref.platform.images import IMAGE_SUFFIXES, load_image
 from chromaref.platform.metrics import (
     ab_histogram_distance,
@@ -43,6 +45,7 @@ from chromaref.platform.pipeline import ColorizationPipeline
 from chromaref.retrieval.corpus import item_id
 from chromaref.retrieval.index import Index
 
+MIN_CHROMA = PipelineConfig().min_reference_chroma  # below it a photo counts as gray
 REFERENCE_KINDS = ("given", "retrieved", "same-category", "unrelated")
 METHODS = ("gray", "reinhard", "welsh", "training-free")
 Progress = Callable[[int, int], None]
@@ -101,23 +104,40 @@ def index_retriever(index: Index) -> Callable[[np.ndarray, Path], np.ndarray]:
     return retrieve
 
 
-def _photos(folder: Path, limit: int | None) -> list[Path]:
+def _photos(folder: Path) -> list[Path]:
     if not folder.is_dir():
         raise ConfigError(f"--images {folder} is not a folder")
     found = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
     if len(found) < 2:
         raise ConfigError(f"{folder}: need at least 2 color photos, found {len(found)}")
-    return found[:limit] if limit else found
+    return found
 
 
-def _same_category(paths: list[Path], root: Path) -> dict[Path, list[Path]] | None:
-    """Each photo's category siblings (first folder under `root`), or None when some photo has
-    no category or no sibling: the `same-category` reference needs one for every photo."""
-    category = {p: p.relative_to(root).parts[:-1][:1] for p in paths}
-    siblings = {p: [q for q in paths if q != p and category[q] == category[p]] for p in paths}
-    if any(not category[p] or not siblings[p] for p in paths):
-        return None
-    return siblings
+def _spread(paths: list[Path], limit: int | None) -> list[Path]:
+    """`limit` photos evenly spread over the sorted list (every category of an ImageNet-style
+    tree, not the first few of the first one)."""
+    if not limit or limit >= len(paths):
+        return paths
+    return [paths[i * len(paths) // limit] for i in range(limit)]
+
+
+def _categories(paths: list[Path], root: Path) -> dict[str, list[Path]] | None:
+    """Photos by category (first folder under `root`), or None when some photo has no category
+    or a category has a single photo: the `same-category` reference needs one for every photo."""
+    groups: dict[str, list[Path]] = defaultdict(list)
+    for path in paths:
+        parts = path.relative_to(root).parts
+        if len(parts) < 2:
+            return None
+        groups[parts[0]].append(path)
+    return groups if all(len(group) > 1 for group in groups.values()) else None
+
+
+def _pick_other(rng: random.Random, pool: list[Path], path: Path) -> Path:
+    """A random photo of `pool` other than `path` (pool holds at least one)."""
+    while (choice := rng.choice(pool)) == path:
+        pass
+    return choice
 
 
 def evaluate(
@@ -137,38 +157,70 @@ def evaluate(
     unknown = set(methods) - set(METHODS)
     if unknown:
         raise ConfigError(f"unknown method(s) {sorted(unknown)}; available: {', '.join(METHODS)}")
-    paths = _photos(images, limit)
+    paths = _photos(images)  # references are drawn from all of them
+    chosen = _spread(paths, limit)
     pipelines = {
         m: ColorizationPipeline(PipelineConfig(colorizer=m)) for m in methods if m != "gray"
     }
     classifier = _Classifier()
     rng = random.Random(seed)
     result = EvalResult()
-    siblings = _same_category(paths, images)
-    available = {"retrieved": retrieve is not None, "same-category": siblings is not None}
+    categories = _categories(paths, images)
+    available = {"retrieved": retrieve is not None, "same-category": categories is not None}
     kinds = [k for k in REFERENCE_KINDS if available.get(k, True)]
     result.kinds = kinds
-    for done, path in enumerate(paths, start=1):
+    for done, path in enumerate(chosen, start=1):
         try:
             truth = load_image(path).rgb
+            if mean_chroma(truth) < MIN_CHROMA:
+                raise UnusableReferenceError("already gray: it has no colors to recover")
             gray = gray_image(truth)
-            others = [p for p in paths if p != path]
-            references = {
-                "given": other_view(truth),
-                "unrelated": load_image(rng.choice(others)).rgb,
-            }
+            references = {"given": other_view(truth)}
             if retrieve is not None:
                 references["retrieved"] = retrieve(gray, path)
-            if siblings is not None:
-                references["same-category"] = load_image(rng.choice(siblings[path])).rgb
-            _evaluate_photo(
-                path, truth, gray, references, kinds, methods, pipelines, classifier, result
+            strangers = paths
+            if categories is not None:  # unrelated: another category's photo
+                category = path.relative_to(images).parts[0]
+                references["same-category"] = _color_photo(rng, categories[category], path)
+                others = [c for c in categories if c != category]
+                strangers = categories[rng.choice(others)] if others else paths
+            references["unrelated"] = _color_photo(rng, strangers, path)
+            photo = _evaluate_photo(
+                path, truth, gray, references, kinds, methods, pipelines, classifier
             )
         except ChromarefError as exc:
             result.skipped.append((str(path), str(exc)))
+        else:  # a photo counts whole or not at all
+            result.rows += photo.rows
+            result.grids[path.stem] = photo.grid
+            result.diversity += photo.diversity
         if progress:
-            progress(done, len(paths))
+            progress(done, len(chosen))
     return result
+
+
+def _color_photo(rng: random.Random, pool: list[Path], path: Path, tries: int = 20) -> np.ndarray:
+    """A random photo of `pool`, other than `path`, with colors to transfer.
+
+    Raises:
+        UnusableReferenceError: `tries` draws found only gray or unreadable photos.
+    """
+    for _ in range(tries):
+        choice = _pick_other(rng, pool, path)
+        try:
+            rgb = load_image(choice).rgb
+        except ChromarefError:
+            continue
+        if mean_chroma(rgb) >= MIN_CHROMA:
+            return rgb
+    raise UnusableReferenceError(f"no color photo to use as a reference for {path.name}")
+
+
+@dataclass
+class _PhotoResult:
+    rows: list[dict[str, object]]
+    grid: list[list[np.ndarray]]
+    diversity: list[dict[str, object]]
 
 
 def _evaluate_photo(
@@ -180,12 +232,11 @@ def _evaluate_photo(
     methods: tuple[str, ...],
     pipelines: dict[str, ColorizationPipeline],
     classifier: _Classifier,
-    result: EvalResult,
-) -> None:
+) -> _PhotoResult:
     truth_lab = _lab(truth)
     truth_top5 = classifier.top5(truth)
     truth_colorfulness = colorfulness(truth)
-    grid = []
+    done = _PhotoResult(rows=[], grid=[], diversity=[])
     results_ab: dict[str, list[np.ndarray]] = {m: [] for m in methods}
     for kind in kinds:
         reference = references[kind]
@@ -195,7 +246,7 @@ def _evaluate_photo(
             out = gray if method == "gray" else pipelines[method](gray, [reference])[0].rgb
             out_lab = _lab(out)
             top5 = classifier.top5(out)
-            result.rows.append(
+            done.rows.append(
                 {
                     "image": path.name,
                     "reference": kind,
@@ -213,12 +264,12 @@ def _evaluate_photo(
             )
             row_images.append(out)
             results_ab[method].append(out_lab[..., 1:])
-        grid.append([*row_images, truth])
-    result.grids[path.stem] = grid
+        done.grid.append([*row_images, truth])
     for method, abs_ in results_ab.items():
-        result.diversity.append(
+        done.diversity.append(
             {"image": path.name, "method": method, "diversity": result_diversity(abs_)}
         )
+    return done
 
 
 def result_diversity(abs_: list[np.ndarray]) -> float:

@@ -160,3 +160,13 @@ def gray_image(rgb_uint8: np.ndarray) -> np.ndarray:
     """The gray version of an (H, W, 3) uint8 photo: same CIELAB L, no chroma, as uint8 RGB."""
     l = rgb_to_lab(image_to_tensor(rgb_uint8))[:, :1]
     return tensor_to_image(gray_from_l(l).expand(-1, 3, -1, -1))
+
+
+def mean_chroma(rgb_uint8: np.ndarray, *, probe: int = 64) -> float:
+    """Mean CIELAB chroma of an (H, W, 3) uint8 image, measured on a copy at most `probe` px
+    wide: cheap enough for every image of a corpus; near 0 for gray images."""
+    from PIL import Image
+
+    small = Image.fromarray(rgb_uint8)
+    small.thumbnail((probe, probe))
+    return float(chroma(rgb_to_lab(image_to_tensor(np.asarray(small)))).mean())

@@ -11,9 +11,8 @@ import hashlib
 
 import numpy as np
 import torch
-from PIL import Image
 
-from chromaref.platform.color import chroma, image_to_tensor, rgb_to_lab
+from chromaref.platform.color import mean_chroma
 from chromaref.platform.config import PipelineConfig
 from chromaref.platform.errors import ChromarefError, ImageLoadError
 from chromaref.platform.images import load_image
@@ -26,14 +25,6 @@ from chromaref.retrieval.descriptors import (
 
 # Mean Lab chroma below which an image counts as gray: the same bar the pipeline applies.
 MIN_REFERENCE_CHROMA = PipelineConfig().min_reference_chroma
-_CHROMA_PROBE = 64
-
-
-def mean_chroma(rgb: np.ndarray) -> float:
-    """Mean CIELAB chroma of a small copy: cheap enough to run on every corpus image."""
-    small = Image.fromarray(rgb)
-    small.thumbnail((_CHROMA_PROBE, _CHROMA_PROBE))
-    return float(chroma(rgb_to_lab(image_to_tensor(np.asarray(small)))).mean())
 
 
 def _decode_one(uri: str, image_size: int) -> tuple[np.ndarray, str, str]:

@@ -29,7 +29,7 @@ def test_benchmark_suite_smoke(tmp_path):
     )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     results = {p.stem: json.loads(p.read_text()) for p in (tmp_path / "results").glob("*.json")}
-    assert set(results) == {"speed", "quality", "transfer", "retrieval_quality", "vector_index"}
+    assert set(results) == {"speed", "quality", "studies", "retrieval_quality", "vector_index"}
     assert all("commit" in r["machine"] and "cpu" in r["machine"] for r in results.values())
     assert results["speed"]["command"] == "python -m benchmarks.speed --quick"
     speed = results["speed"]["results"]
@@ -39,13 +39,13 @@ def test_benchmark_suite_smoke(tmp_path):
     assert {"same-scene/training-free", "same-scene/reinhard", "unrelated/gray"} <= set(summary)
     ablation = results["retrieval_quality"]["ablation"]
     assert all(0.0 <= v["recall@5"] <= 1.0 for v in ablation.values())
-    transfer = results["transfer"]["domains"]["photos"]
-    assert transfer["images"] == 2 and transfer["corpus"] >= 30
+    study = results["studies"]["domains"]["photos"]
+    assert study["images"] == 2 and study["corpus"] >= 30
     # the page is regenerated from these results, next to them
     page = (tmp_path / "benchmarks.md").read_text()
-    for section in ("## Quality on real photos", "## Transfer to non-natural images",
-                    "## Speed and memory (CPU)", "## FAISS index at corpus scale"):  # fmt: skip
-        assert section in page
+    sections = ["Quality on real photos", "The choice of reference, and non-natural images"]
+    sections += ["Speed and memory (CPU)", "FAISS index at corpus scale"]
+    assert all(f"## {section}\n" in page for section in sections)
     assert "Not measured yet: run `python -m benchmarks.retrieval --only throughput`" in page
     assert f"{speed[0]['median_s']['total']:.3f}" in page
     assert (tmp_path / "images" / "quality_psnr.png").is_file()

@@ -91,6 +91,16 @@ def test_same_category_reference_is_a_sibling_and_needs_categories(tmp_path):
         other = sibling[name]
         expected = load_image(tmp_path / "labelled" / PHOTOS[other] / f"{other}.jpg").rgb
         assert np.array_equal(reference, expected)
+        unrelated = rows[result.kinds.index("unrelated")][1]
+        strangers = [n for n, c in PHOTOS.items() if c != PHOTOS[name]]  # another category
+        assert any(
+            np.array_equal(
+                unrelated, load_image(tmp_path / "labelled" / PHOTOS[n] / f"{n}.jpg").rgb
+            )
+            for n in strangers
+        )
+    spread = evaluate(tmp_path / "labelled", methods=("gray",), limit=2)
+    assert set(spread.grids) == {"aloe_l", "coffee"}  # one per category, not the first two
     # a category with a single photo: no same-category reference for anyone
     _copy_photos(tmp_path / "uneven", {"aloe_l": "aloe", "coffee": "city", "leuven_a": "city"})
     assert evaluate(tmp_path / "uneven", methods=("gray",)).kinds == ["given", "unrelated"]
@@ -122,3 +132,39 @@ def test_html_report_shows_its_table_plot_and_grids_in_a_real_browser(report, tm
         src for src in decoded if src.startswith("grids/")
     ]
     page.close()
+
+
+def test_retrieved_reference_is_never_the_photo_itself_even_as_a_copy(tmp_path):
+    from chromaref.evaluation.run import evaluate, index_retriever
+    from chromaref.retrieval.build import BuildConfig, build_index
+    from chromaref.retrieval.index import Index
+
+    _copy_photos(tmp_path / "photos", PHOTOS)
+    copies = tmp_path / "corpus"  # the same files under other names: the nearest hits
+    copies.mkdir()
+    for n, path in enumerate(sorted((tmp_path / "photos").rglob("*.jpg"))):
+        shutil.copy(path, copies / f"copy_{n}.jpg")
+    build_index(copies, tmp_path / "index", config=BuildConfig(runner="local"))
+    retrieve = index_retriever(Index.open(tmp_path / "index"))
+    result = evaluate(tmp_path / "photos", methods=("gray",), retrieve=retrieve)
+    row = result.kinds.index("retrieved")
+    for rows in result.grids.values():
+        reference, truth = rows[row][1], rows[row][-1]
+        assert reference.shape != truth.shape or not np.array_equal(reference, truth)
+
+
+def test_gray_photos_are_skipped_whole_and_never_used_as_references(tmp_path):
+    from PIL import Image
+
+    from chromaref.evaluation.run import evaluate
+    from chromaref.platform.color import mean_chroma
+
+    _copy_photos(tmp_path, PHOTOS)
+    Image.open(photo("coffee").path).convert("L").save(tmp_path / "city" / "old_print.png")
+    result = evaluate(tmp_path, methods=("gray",))
+    assert [(p.rsplit("/", 1)[-1], r) for p, r in result.skipped] == [
+        ("old_print.png", "already gray: it has no colors to recover")
+    ]
+    assert len(result.rows) == len(PHOTOS) * len(result.kinds)  # every other photo, whole
+    for rows in result.grids.values():
+        assert all(mean_chroma(row[1]) > 2.0 for row in rows)  # row[1]: the reference

@@ -1,14 +1,16 @@
-"""Transfer to non-natural images (the paper's paintings and cartoons), next to real photos.
+"""The paper's studies on offline data: the choice of reference, and non-natural images.
 
-    python -m benchmarks.transfer              # 16 images per domain, writes results/transfer.json
-    python -m benchmarks.transfer --limit 4    # quick
+    python -m benchmarks.studies              # 16 images per domain, writes results/studies.json
+    python -m benchmarks.studies --limit 4    # quick
 
-Domains: `photos` (the bundled real photos), `paintings` (crops of paintings, Debian
-`gcompris-qt-data`) and `animation` (frames of Megamind.avi, Debian `opencv-doc`); a domain whose
-package is missing is skipped with the reason. `chromaref eval`'s protocol on `--limit` images
-spread over each domain: each image is turned gray and colorized by every method from `given`
-(another view of itself), `retrieved` (the best hit of an index of its whole domain, not itself)
-and `unrelated` (another image of the domain) references.
+Domains: `photos` (the bundled real photos), `labelled` (real photos in 5 category folders),
+`paintings` (crops of paintings) and `animation` (frames of Megamind.avi); the last three come
+from Debian packages (see `benchmarks.datasets`), and a domain whose package is missing is
+skipped with the reason. `chromaref eval`'s protocol on `--limit` images spread over each
+domain: each image is turned gray and colorized by every method from a `given` reference
+(another view of itself), a `retrieved` one (the best hit of an index of its whole domain, not
+itself), a `same-category` one (a random photo of its category, `labelled` only) and an
+`unrelated` one (another image of the domain).
 """
 
 from __future__ import annotations
@@ -39,18 +41,10 @@ def _bundled_photos(out: Path) -> None:
 
 DOMAINS: dict[str, Callable[[Path], None]] = {
     "photos": _bundled_photos,
+    "labelled": datasets.labelled,
     "paintings": datasets.paintings,
     "animation": datasets.animation,
 }
-
-
-def _spread(folder: Path, out: Path, limit: int) -> None:
-    """Copy `limit` images evenly spread over the sorted folder (not the first few)."""
-    files = sorted(p for p in folder.iterdir() if p.suffix in {".jpg", ".png", ".webp"})
-    step = max(1, len(files) // limit)
-    out.mkdir()
-    for path in files[::step][:limit]:
-        shutil.copy(path, out / path.name)
 
 
 def run_domain(name: str, work: Path, limit: int) -> dict | None:
@@ -60,10 +54,9 @@ def run_domain(name: str, work: Path, limit: int) -> dict | None:
     except datasets.MissingSourceError as error:
         print(f"{name}: skipped ({error})")
         return None
-    _spread(corpus, work / name / "eval", limit)
     build_index(corpus, work / name / "index", config=BuildConfig(runner="local"))
     retrieve = index_retriever(Index.open(work / name / "index"))
-    result = evaluate(work / name / "eval", methods=METHODS, retrieve=retrieve)
+    result = evaluate(corpus, methods=METHODS, retrieve=retrieve, limit=limit)
     report = write_report(result, work / name / "report", METHODS)
     # the docs show the most colorful truth: there is the most to get right (or wrong)
     colorful = max(
@@ -71,7 +64,7 @@ def run_domain(name: str, work: Path, limit: int) -> dict | None:
     )
     grid = report.parent / "grids" / f"{Path(str(colorful['image'])).stem}.jpg"
     DOCS_IMAGES.mkdir(parents=True, exist_ok=True)
-    shutil.copy(grid, DOCS_IMAGES / f"transfer_{name}.jpg")
+    shutil.copy(grid, DOCS_IMAGES / f"study_{name}.jpg")
     summary = summarise(result)
     corpus_size = len(Index.open(work / name / "index"))
     print(f"\n{name}: {len(result.grids)} images, corpus {corpus_size}")
@@ -79,6 +72,7 @@ def run_domain(name: str, work: Path, limit: int) -> dict | None:
     print(table(columns, [[row[c] for c in columns] for row in summary]))
     return {
         "images": len(result.grids),
+        "kinds": result.kinds,
         "corpus": corpus_size,
         "summary": summary,
         "diversity": diversity_by_method(result),
@@ -93,11 +87,11 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    with tempfile.TemporaryDirectory(prefix="chromaref-transfer-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="chromaref-studies-") as tmp:
         results = {
             name: run_domain(name, Path(tmp), args.limit) for name in args.domains.split(",")
         }
-    path = write_json("transfer", {"limit": args.limit, "domains": results})
+    path = write_json("studies", {"limit": args.limit, "domains": results})
     print(f"\nwrote {path}")
 
 
