@@ -448,7 +448,7 @@ def readme_results() -> str:
             f"true colors): chromaref **{psnr['same-scene/training-free']:.1f} dB** vs "
             f"{psnr['same-scene/welsh']:.1f} (Welsh 2002), {psnr['same-scene/reinhard']:.1f} "
             f"(Reinhard 2001) and {psnr['same-scene/gray']:.1f} (gray input). With an unrelated "
-            f"reference it does no harm ({psnr['unrelated/training-free']:.1f} vs "
+            f"reference it stays near the gray input ({psnr['unrelated/training-free']:.1f} vs "
             f"{psnr['unrelated/gray']:.1f} dB gray) where the baselines lose "
             f"{psnr['unrelated/gray'] - psnr['unrelated/reinhard']:.1f}-"
             f"{psnr['unrelated/gray'] - psnr['unrelated/welsh']:.1f} dB."
