@@ -67,9 +67,10 @@ def _provenance(results: Results, default_command: str) -> str:
     m = results["machine"]
     device = f"GPU {m['gpu']}" if m.get("gpu") else "no GPU"
     command = results.get("command", default_command)
+    threads = f"{m['torch_threads']} torch thread" + ("s" if m["torch_threads"] != 1 else "")
     return (
         f"Command: `{command}` (commit `{m['commit']}`, {m['date']}; {m['cpu_count']}-core "
-        f"{m['cpu']}, {device}, torch {m['torch']}, {m['torch_threads']} threads)."
+        f"{m['cpu']}, {device}, torch {m['torch']}, {threads})."
     )
 
 

@@ -22,6 +22,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import torch
+from PIL import Image
 
 from benchmarks import datasets
 from benchmarks._common import DOCS_IMAGES, table, write_json
@@ -64,7 +65,9 @@ def run_domain(name: str, work: Path, limit: int) -> dict | None:
     )
     grid = report.parent / "grids" / f"{Path(str(colorful['image'])).stem}.jpg"
     DOCS_IMAGES.mkdir(parents=True, exist_ok=True)
-    shutil.copy(grid, DOCS_IMAGES / f"study_{name}.jpg")
+    picture = Image.open(grid)
+    picture.thumbnail((1400, 1400))  # small enough for the repository and a web page
+    picture.save(DOCS_IMAGES / f"study_{name}.jpg", quality=85)
     summary = summarise(result)
     corpus_size = len(Index.open(work / name / "index"))
     print(f"\n{name}: {len(result.grids)} images, corpus {corpus_size}")
