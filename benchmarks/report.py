@@ -63,6 +63,14 @@ def _load(name: str) -> Results | None:
     return json.loads(path.read_text()) if path.is_file() else None
 
 
+def _opening(heading: str, command: str, results: Results | None, method: str) -> str:
+    """A section's heading, then where its numbers come from and how they were measured, or,
+    without results, the command that measures them."""
+    if results is None:
+        return f"{heading}\n\n{_missing(command)}"
+    return f"{heading}\n\n{_provenance(results, command)}\n\n{method}"
+
+
 def _provenance(results: Results, default_command: str) -> str:
     m = results["machine"]
     device = f"GPU {m['gpu']}" if m.get("gpu") else "no GPU"
@@ -107,10 +115,19 @@ class Figure:
 
 
 def quality_section(results: Results | None, figures: list[Figure]) -> str:
-    command = "python -m benchmarks.quality --grids"
-    text = "## Quality on real photos\n\n"
+    text = _opening(
+        "## Quality on real photos",
+        "python -m benchmarks.quality --grids",
+        results,
+        "Each bundled photo is turned gray (its CIELAB L) and colorized from **other-view** "
+        "(another view of the same photo: an off-centre 80% crop, mirrored and 15% brighter), "
+        "**same-scene** (a different photo of the same scene from another viewpoint) or "
+        "**unrelated** (a photo of another category, to check that a bad reference does no "
+        "harm). Metrics against the true colors: RGB PSNR and SSIM (scikit-image), "
+        "colorfulness (Hasler and Suesstrunk 2003) and its gap to the truth's.\n\n",
+    )
     if results is None:
-        return text + _missing(command)
+        return text
     summary = results["summary"]
     kinds = list(dict.fromkeys(key.split("/")[0] for key in summary))
     rows = [
@@ -119,15 +136,6 @@ def quality_section(results: Results | None, figures: list[Figure]) -> str:
         for key, s in summary.items()
         for kind, method in [key.split("/")]
     ]  # fmt: skip
-    text += _provenance(results, command) + "\n\n"
-    text += (
-        "Each bundled photo is turned gray (its CIELAB L) and colorized from **other-view** "
-        "(another view of the same photo: an off-centre 80% crop, mirrored and 15% brighter), "
-        "**same-scene** (a different photo of the same scene from another viewpoint) or "
-        "**unrelated** (a photo of another category, to check that a bad reference does no "
-        "harm). Metrics against the true colors: RGB PSNR and SSIM (scikit-image), "
-        "colorfulness (Hasler and Suesstrunk 2003) and its gap to the truth's.\n\n"
-    )
     text += table(["pairs", "method", "n", "PSNR dB", "SSIM", "colorfulness", "gap to truth"], rows)
     text += "\n\n" + _quality_findings(summary, kinds) + "\n\n"
     figures.append(
@@ -177,12 +185,10 @@ def _bars(fig: Any, summary: Results, kinds: list[str]) -> None:
 
 
 def studies_section(results: Results | None) -> str:
-    command = "python -m benchmarks.studies"
-    text = "## The choice of reference, and non-natural images\n\n"
-    if results is None:
-        return text + _missing(command)
-    text += _provenance(results, command) + "\n\n"
-    text += (
+    text = _opening(
+        "## The choice of reference, and non-natural images",
+        "python -m benchmarks.studies",
+        results,
         "The paper's studies with `chromaref eval`'s protocol, per domain: `photos` (the bundled "
         "real photos), `labelled` (real photos in 5 category folders), `paintings` (crops of "
         "paintings) and `animation` (frames of `Megamind.avi`); the last three from Debian "
@@ -193,8 +199,10 @@ def studies_section(results: Results | None) -> str:
         "any other image; for `animation` that is another frame of the same short clip). Mean "
         "RGB PSNR per method; ab SSIM (the structure of the chroma alone) and top-5 agreement "
         "(EfficientNet-Lite0's top class on the true colors is in its top 5 on the result) for "
-        "chromaref.\n\n"
+        "chromaref.\n\n",
     )
+    if results is None:
+        return text
     methods = ["gray", "reinhard", "welsh", "training-free"]
     rows = []
     for domain, found in results["domains"].items():
@@ -260,18 +268,18 @@ def speed_rows(results: list[Results]) -> list[list[Any]]:
 
 
 def speed_section(results: Results | None, device: str, figures: list[Figure]) -> str:
-    command = "python -m benchmarks.speed" + ("" if device == "cpu" else f" --device {device}")
-    text = f"## Speed and memory ({device.upper()})\n\n"
-    if results is None:
-        return text + _missing(command)
-    text += _provenance(results, command) + "\n\n"
-    text += (
+    text = _opening(
+        f"## Speed and memory ({device.upper()})",
+        "python -m benchmarks.speed" + ("" if device == "cpu" else f" --device {device}"),
+        results,
         "Each size and method in a fresh process; median of the runs after a warm-up; end to "
         "end after model load: read the target file, Lab + features, correspondence, colorize, "
         "Lab -> RGB with the exact L, PNG encode. Target: the bundled `aloe_l` photo resized to "
         "the long side; reference: `aloe_r` (prepared once). Baseline in the same run: "
-        "Reinhard's global transfer through the same code path.\n\n"
+        "Reinhard's global transfer through the same code path.\n\n",
     )
+    if results is None:
+        return text
     text += table(SPEED_HEADERS, speed_rows(results["results"])) + "\n\n"
     if len({r["size"] for r in results["results"]}) > 1:
         path = DOCS_IMAGES / f"speed_{device}.png"
@@ -299,54 +307,56 @@ def _speed_plot(fig: Any, results: list[Results]) -> None:
 
 
 def retrieval_section(views: Results | None, labelled: Results | None) -> str:
-    text = "## Retrieval quality (the paper's section 3 ablation)\n\n### Augmented views\n\n"
-    command = "python -m benchmarks.retrieval --only quality"
-    if views is None:
-        text += _missing(command)
-    else:
-        text += _provenance(views, command) + "\n\n"
-        text += (
-            "Every bundled photo gets 3 augmented views in the corpus (70-95% crop, maybe "
-            "mirrored, brightness and contrast +-20%, rotation +-8 degrees), in category folders; "
-            "each query is the **gray** version of a fourth, held-back view. recall@k: a view of "
-            "the same photo is in the top k. precision@5: share of the top 5, the photo's own "
-            "views excluded, with the query's category.\n\n"
-        )
+    text = "## Retrieval quality (the paper's section 3 ablation)\n\n"
+    text += _opening(
+        "### Augmented views",
+        "python -m benchmarks.retrieval --only quality",
+        views,
+        "Every bundled photo gets 3 augmented views in the corpus (70-95% crop, maybe "
+        "mirrored, brightness and contrast +-20%, rotation +-8 degrees), in category folders; "
+        "each query is the **gray** version of a fourth, held-back view. recall@k: a view of "
+        "the same photo is in the top k. precision@5: share of the top 5, the photo's own "
+        "views excluded, with the query's category.\n\n",
+    )
+    if views is not None:
         rows = [
             [k, v["recall@1"], v["recall@5"], v["precision@5"]]
             for k, v in views["ablation"].items()
         ]
         text += table(["ranking", "recall@1", "recall@5", "precision@5"], rows) + "\n"
-    text += "\n### Labelled real photos\n\n"
-    command = "python -m benchmarks.retrieval --only labelled"
     found = labelled and labelled.get("labelled")
+    text += "\n" + _opening(
+        "### Labelled real photos",
+        "python -m benchmarks.retrieval --only labelled",
+        labelled if found else None,
+        "Wikimedia photos of Debian `gcompris-qt-data` (needs that package) in category "
+        "folders (`python -m benchmarks.datasets labelled`). Leave-one-out: each photo, turned "
+        "gray, queries the index of all the others; precision@k is the share of the top k with "
+        "its category. The last row adds the paper's class filter: candidates whose predicted "
+        "top-1 ImageNet class (EfficientNet-Lite0 on the gray image) is the query's come first.",
+    )
     if not found:
-        return text + _missing(command + "  # needs Debian gcompris-qt-data")
-    text += _provenance(labelled, command) + "\n\n"
+        return text
     text += (
-        f"{found['images']} Wikimedia photos of Debian `gcompris-qt-data` in "
-        f"{len(found['categories'])} categories ({', '.join(found['categories'])}; "
-        "`python -m benchmarks.datasets labelled`). Leave-one-out: each photo, turned gray, "
-        "queries the index of all the others; precision@k is the share of the top k with its "
-        "category. The last row adds the paper's class filter: candidates whose predicted top-1 "
-        "ImageNet class (EfficientNet-Lite0 on the gray image) is the query's come first.\n\n"
+        f" Here: {found['images']} photos, {len(found['categories'])} categories "
+        f"({', '.join(found['categories'])}).\n\n"
     )
     rows = [[k, v["precision@1"], v["precision@5"]] for k, v in found["ablation"].items()]
     return text + table(["ranking", "precision@1", "precision@5"], rows) + "\n"
 
 
 def throughput_section(results: Results | None) -> str:
-    command = "python -m benchmarks.retrieval --only throughput"
-    text = "## Descriptor throughput: Ray Data vs a bare loop\n\n"
-    if results is None:
-        return text + _missing(command)
-    t = results["throughput"]
-    text += _provenance(results, command) + "\n\n"
-    text += (
+    text = _opening(
+        "## Descriptor throughput: Ray Data vs a bare loop",
+        "python -m benchmarks.retrieval --only throughput",
+        results,
         "Bare loop: one process, decode + thumbnail + descriptors in batches of 32, nothing "
         "written. Ray: the whole `build_index` on a local Ray (decode and descriptor actors, "
-        "shards, consolidation, FAISS, manifest); starting Ray itself is left out.\n\n"
+        "shards, consolidation, FAISS, manifest); starting Ray itself is left out.\n\n",
     )
+    if results is None:
+        return text
+    t = results["throughput"]
     rows = [
         ["bare single-process loop", f"{t['images']:,}", t["bare_loop_images_per_s"]],
         ["Ray Data build (end to end)", f"{t['images']:,}", t["ray_images_per_s"]],
@@ -376,18 +386,21 @@ def vector_index_rows(results: list[Results]) -> list[list[Any]]:
 
 
 def vector_index_section(results: Results | None, figures: list[Figure]) -> str:
-    command = "python -m benchmarks.vector_index"
-    text = "## FAISS index at corpus scale\n\n"
-    if results is None:
-        return text + _missing(command)
-    text += _provenance(results, command) + "\n\n"
-    text += (
-        f"Synthetic **clustered** vectors at the real semantic dimension ({results['dim']}; "
-        f"random vectors give meaningless recall), {results['queries']:,} fresh queries, "
-        f"top-{results['k']}, {results['threads']} FAISS threads; each (size, index) in its own "
+    text = _opening(
+        "## FAISS index at corpus scale",
+        "python -m benchmarks.vector_index",
+        results,
+        "Synthetic **clustered** vectors at the real semantic dimension (random vectors give "
+        "meaningless recall) and fresh queries from the same law; each (size, index) in its own "
         "process, so peak RSS (which includes the input vectors) is its own. recall@10 is "
         "against exact search; tuned recall is what the build measured when it chose its "
-        "search parameters.\n\n"
+        "search parameters.",
+    )
+    if results is None:
+        return text
+    text += (
+        f" Here: {results['dim']}-d vectors, {results['queries']:,} queries, "
+        f"top-{results['k']}, {results['threads']} FAISS threads.\n\n"
     )
     text += table(VECTOR_HEADERS, vector_index_rows(results["results"])) + "\n\n"
     if len({r["size"] for r in results["results"]}) > 1:

@@ -16,18 +16,19 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 
 
+def _run(module: str, *args: str, out: Path | None = None) -> None:
+    """`python -m benchmarks.MODULE ARGS` from the repository root; results under `out`."""
+    env = {k: v for k, v in os.environ.items() if k != "CHROMAREF_BENCH_OUT"}
+    if out is not None:
+        env["CHROMAREF_BENCH_OUT"] = str(out)
+    command = [sys.executable, "-m", f"benchmarks.{module}", *args]
+    done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+
+
 @pytest.mark.slow
 def test_benchmark_suite_smoke(tmp_path):
-    env = {**os.environ, "CHROMAREF_BENCH_OUT": str(tmp_path)}
-    done = subprocess.run(
-        [sys.executable, "-m", "benchmarks.run", "--smoke"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    _run("run", "--smoke", out=tmp_path)
     results = {p.stem: json.loads(p.read_text()) for p in (tmp_path / "results").glob("*.json")}
     assert set(results) == {"speed", "quality", "studies", "retrieval_quality", "vector_index"}
     assert all("commit" in r["machine"] and "cpu" in r["machine"] for r in results.values())
@@ -52,14 +53,6 @@ def test_benchmark_suite_smoke(tmp_path):
 
 
 def test_committed_benchmark_page_matches_the_committed_results():
-    """docs/benchmarks.md is generated: a hand edit or a forgotten regeneration fails here."""
-    env = {k: v for k, v in os.environ.items() if k != "CHROMAREF_BENCH_OUT"}
-    done = subprocess.run(
-        [sys.executable, "-m", "benchmarks.report", "--check"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert done.returncode == 0, done.stderr
+    """docs/benchmarks.md and the README's results are generated: a hand edit or a forgotten
+    regeneration fails here."""
+    _run("report", "--check")
