@@ -12,6 +12,7 @@ from __future__ import annotations
 import kornia.color
 import numpy as np
 import torch
+from PIL import Image
 from torch import Tensor
 
 from chromaref.platform.errors import ConfigError
@@ -165,8 +166,6 @@ def gray_image(rgb_uint8: np.ndarray) -> np.ndarray:
 def mean_chroma(rgb_uint8: np.ndarray, *, probe: int = 64) -> float:
     """Mean CIELAB chroma of an (H, W, 3) uint8 image, measured on a copy at most `probe` px
     wide: cheap enough for every image of a corpus; near 0 for gray images."""
-    from PIL import Image
-
     small = Image.fromarray(rgb_uint8)
     small.thumbnail((probe, probe))
     return float(chroma(rgb_to_lab(image_to_tensor(np.asarray(small)))).mean())

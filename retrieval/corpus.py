@@ -70,7 +70,7 @@ def _list_parquet(files: list[Location]) -> list[CorpusItem]:
     return items
 
 
-def _bytes_column(names: list[str], file: object) -> str:
+def _bytes_column(names: list[str], file: Location | str) -> str:
     for name in PARQUET_BYTES_COLUMNS:
         if name in names:
             return name

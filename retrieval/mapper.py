@@ -50,7 +50,7 @@ def decode_batch(batch: dict[str, np.ndarray], image_size: int) -> dict[str, np.
     try:
         decoded = [_decode_one(str(uri), image_size) for uri in batch["uri"]]
     finally:
-        torch.set_num_threads(threads)  # in-process builds: leave the caller's setting alone
+        torch.set_num_threads(threads)  # the descriptor model may run next in this process
     return {
         **batch,
         "thumbnail": np.stack([d[0] for d in decoded]),
