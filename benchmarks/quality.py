@@ -105,7 +105,8 @@ def main() -> None:
                 ]
             )
     print()
-    print(table(["pairs", "method", "n", "PSNR dB", "SSIM", "colorfulness", "gap to truth"], summary_rows))
+    headers = ["pairs", "method", "n", "PSNR dB", "SSIM", "colorfulness", "gap to truth"]
+    print(table(headers, summary_rows))
     path = write_json("quality", {"summary": summary, "pairs": per_pair})
     print(f"\nwrote {path}")
     if args.grids:
