@@ -103,7 +103,8 @@ def browser():
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
-        args = ["--no-sandbox", "--disable-background-networking", "--disable-gpu"]
+        # root in a container: no sandbox; small /dev/shm there too
+        args = ["--no-sandbox", "--disable-dev-shm-usage", "--disable-background-networking"]
         chromium = playwright.chromium.launch(executable_path=binary, headless=True, args=args)
         yield chromium
         chromium.close()
