@@ -8,6 +8,7 @@ from functools import wraps
 from typing import TypeVar
 
 import typer
+from pydantic import ValidationError
 from rich.console import Console
 from rich.logging import RichHandler
 
@@ -39,6 +40,14 @@ def friendly_errors(command: F) -> F:
             return command(*args, **kwargs)
         except ChromarefError as exc:
             console.print(f"[red]error:[/red] {exc}", highlight=False)
+            raise typer.Exit(EXIT_ERROR) from None
+        except ValidationError as exc:  # a setting out of range, an unknown choice
+            for problem in exc.errors():
+                where = ".".join(str(part) for part in problem["loc"])
+                got = problem.get("input")
+                console.print(
+                    f"[red]error:[/red] {where}: {problem['msg']} (got {got!r})", highlight=False
+                )
             raise typer.Exit(EXIT_ERROR) from None
         except OSError as exc:  # disk full, permission denied, ...
             console.print(f"[red]error:[/red] {exc}", highlight=False)

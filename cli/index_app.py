@@ -49,11 +49,30 @@ def build(
     concurrency: Annotated[
         int | None, typer.Option(help="Descriptor actors (default: from cluster resources).")
     ] = None,
+    index_kind: Annotated[
+        str,
+        typer.Option(
+            help="FAISS index: auto (Flat up to 50k images, HNSW up to 2M, IVF-PQ above), "
+            "flat, hnsw or ivfpq."
+        ),
+    ] = "auto",
+    pca_dim: Annotated[
+        int | None,
+        typer.Option(help="Project the semantic vectors to this many dims first (smaller index)."),
+    ] = None,
+    target_recall: Annotated[
+        float, typer.Option(help="recall@10 vs exact search that the search settings must reach.")
+    ] = 0.95,
+    gpu: Annotated[
+        bool | None,
+        typer.Option("--gpu/--no-gpu", help="Build FAISS on GPU (default: when FAISS sees one)."),
+    ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log details.")] = False,
 ) -> None:
     """Index CORPUS into --out. An interrupted build resumes when run again."""
     from chromaref.retrieval.build import BuildConfig, build_index
+    from chromaref.retrieval.vector_index import VectorIndexConfig
 
     setup_logging(verbose)
     config = BuildConfig(
@@ -61,6 +80,9 @@ def build(
         shard_size=shard_size,
         batch_size=batch_size,
         concurrency=concurrency,
+        vectors=VectorIndexConfig(
+            kind=index_kind, pca_dim=pca_dim, target_recall=target_recall, use_gpu=gpu
+        ),
     )
     columns = (
         TextColumn("indexing"),

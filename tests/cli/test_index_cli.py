@@ -34,6 +34,17 @@ def test_build_then_search_as_json_and_table(corpus, tmp_path):
     assert table.exit_code == 0 and "semantic" in table.output and "luminance" in table.output
 
 
+def test_build_chooses_the_faiss_index_from_options(corpus, tmp_path):
+    out = tmp_path / "idx"
+    args = ("--index-kind", "hnsw", "--pca-dim", "8", "--target-recall", "0.9", "--no-gpu")
+    result = _invoke("index", "build", str(corpus), "--out", str(out), "--local", "-q", *args)
+    assert result.exit_code == 0, result.output
+    built = json.loads((out / "manifest.json").read_text())["vector_index"]
+    assert (built["kind"], built["index_dim"], built["gpu"]) == ("hnsw", 8, False)
+    bad = _invoke("index", "build", str(corpus), "--out", str(out), "--index-kind", "magic")
+    assert bad.exit_code == 2 and "magic" in bad.output and "Traceback" not in bad.output
+
+
 def test_search_errors_are_one_line(tmp_path):
     result = _invoke("index", "search", str(tmp_path), str(tmp_path / "q.png"))
     assert result.exit_code == 2
