@@ -31,6 +31,7 @@ from PIL import Image, ImageEnhance
 from benchmarks import datasets
 from benchmarks._common import table, write_json
 from chromaref.platform.assets import photos
+from chromaref.platform.color import gray_image, image_to_tensor
 from chromaref.platform.images import load_image
 from chromaref.retrieval.build import BuildConfig, build_index
 from chromaref.retrieval.descriptors import DescriptorExtractor, luminance_thumbnail
@@ -99,19 +100,15 @@ def quality(index_dir: Path, queries: Queries) -> dict:
 
 
 def _top1_classes(backbone, images: list[np.ndarray]) -> list[int]:
-    """Top-1 ImageNet class of each (H, W) uint8 gray image."""
-    classes = []
+    """Top-1 ImageNet class of each (H, W, 3) uint8 image."""
     with torch.inference_mode():
-        for image in images:
-            gray = torch.from_numpy(image).float().div(255)[None, None]
-            classes.append(int(backbone.classify(gray.expand(-1, 3, -1, -1)).argmax()))
-    return classes
+        return [int(backbone.classify(image_to_tensor(image)).argmax()) for image in images]
 
 
 def labelled_precision(index_dir: Path) -> dict:
     index = Index.open(index_dir)
     ids, labels = index.rows["id"], index.rows["label"]
-    grays = [load_image(u).rgb.mean(axis=-1).astype(np.uint8) for u in index.rows["uri"]]
+    grays = [gray_image(load_image(u).rgb) for u in index.rows["uri"]]
     classes = dict(zip(ids, _top1_classes(index.extractor.backbone, grays), strict=True))
     rows = {name: np.zeros((len(ids), 2)) for name in [*ABLATION, CLASS_FILTER]}
     for n, (own, label, gray) in enumerate(zip(ids, labels, grays, strict=True)):
