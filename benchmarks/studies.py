@@ -56,8 +56,8 @@ def run_domain(name: str, work: Path, limit: int) -> dict | None:
         print(f"{name}: skipped ({error})")
         return None
     build_index(corpus, work / name / "index", config=BuildConfig(runner="local"))
-    retrieve = index_retriever(Index.open(work / name / "index"))
-    result = evaluate(corpus, methods=METHODS, retrieve=retrieve, limit=limit)
+    index = Index.open(work / name / "index")
+    result = evaluate(corpus, methods=METHODS, retrieve=index_retriever(index), limit=limit)
     report = write_report(result, work / name / "report", METHODS)
     # the docs show the most colorful truth: there is the most to get right (or wrong)
     colorful = max(
@@ -69,14 +69,13 @@ def run_domain(name: str, work: Path, limit: int) -> dict | None:
     picture.thumbnail((1400, 1400))  # small enough for the repository and a web page
     picture.save(DOCS_IMAGES / f"study_{name}.jpg", quality=85)
     summary = summarise(result)
-    corpus_size = len(Index.open(work / name / "index"))
-    print(f"\n{name}: {len(result.grids)} images, corpus {corpus_size}")
+    print(f"\n{name}: {len(result.grids)} images, corpus {len(index)}")
     columns = ["reference", "method", "psnr", "ssim_ab", "colorfulness_gap", "top5_agree"]
     print(table(columns, [[row[c] for c in columns] for row in summary]))
     return {
         "images": len(result.grids),
         "kinds": result.kinds,
-        "corpus": corpus_size,
+        "corpus": len(index),
         "summary": summary,
         "diversity": diversity_by_method(result),
         "skipped": result.skipped,
