@@ -2,12 +2,14 @@
 
     python -m benchmarks.datasets labelled  --out data/labelled   # CLASS/*.webp photos
     python -m benchmarks.datasets paintings --out data/paintings  # non-natural: painting crops
+    python -m benchmarks.datasets drawings  --out data/drawings   # non-natural: illustrations
     python -m benchmarks.datasets animation --out data/animation  # non-natural: cartoon frames
 
 `labelled`: ~230 Wikimedia photos from `gcompris-qt-data` in 5 categories (animals, monuments,
 fishes, tools, renewable energy), the only labelled real photos that install offline; the
 ImageNet folder layout, so `chromaref index build` reads the labels. `paintings`: the 267
-painting crops of the same package (WebMuseum, GPLv3). `animation`: frames of `Megamind.avi`
+painting crops of the same package (WebMuseum, GPLv3). `drawings`: its 116 colored
+illustrations of words (Art4Apps, CC-BY-SA-3.0). `animation`: frames of `Megamind.avi`
 from `opencv-doc` (needs PyAV, in the `[dev]` extra). Every folder gets a SOURCES.md with the
 package's own author / source / license records.
 """
@@ -89,6 +91,19 @@ def paintings(out: Path) -> None:
     print(f"paintings: {count} crops")
 
 
+def drawings(out: Path) -> None:
+    count, _ = _extract([("lang", "resource/words_sample")], out)
+    _write_sources(
+        out,
+        "gcompris-qt-data",
+        [
+            "Files: src/activities/lang/resource/words_sample/* (debian/copyright)\n"
+            "Copyright: Arts4Apps project http://www.art4apps.org/\nLicense: CC-BY-SA-3.0\n"
+        ],
+    )
+    print(f"drawings: {count} illustrations")
+
+
 def animation(out: Path, every: int = 6) -> None:
     """Every `every`-th frame of Megamind.avi as PNG, leaving out frames with (almost) no color
     (fades to black): there is nothing to recover in them, nor to take as a reference."""
@@ -117,7 +132,12 @@ def animation(out: Path, every: int = 6) -> None:
     print(f"animation: {count} frames")
 
 
-SETS = {"labelled": labelled, "paintings": paintings, "animation": animation}
+SETS = {
+    "labelled": labelled,
+    "paintings": paintings,
+    "drawings": drawings,
+    "animation": animation,
+}
 
 
 def main() -> None:

@@ -189,17 +189,17 @@ def studies_section(results: Results | None) -> str:
         "## The choice of reference, and non-natural images",
         "python -m benchmarks.studies",
         results,
-        "The paper's studies with `chromaref eval`'s protocol, per domain: `photos` (the bundled "
-        "real photos), `labelled` (real photos in 5 category folders), `paintings` (crops of "
-        "paintings) and `animation` (frames of `Megamind.avi`); the last three from Debian "
-        "packages (`python -m benchmarks.datasets`). Each image is turned gray and colorized "
-        "from a `given` reference (another view of itself), a `retrieved` one (the best hit of "
-        "an index of the whole domain, never itself), a `same-category` one (a random photo of "
-        "its category) and an `unrelated` one (another category's photo, or for flat domains "
-        "any other image; for `animation` that is another frame of the same short clip). Mean "
-        "RGB PSNR per method; ab SSIM (the structure of the chroma alone) and top-5 agreement "
-        "(EfficientNet-Lite0's top class on the true colors is in its top 5 on the result) for "
-        "chromaref.\n\n",
+        "The paper's studies with `chromaref eval`'s protocol, per domain: `photos` (the "
+        "bundled real photos), `labelled` (real photos in 5 category folders), `paintings` "
+        "(crops of paintings), `drawings` (colored illustrations) and `animation` (frames of "
+        "`Megamind.avi`); all but the first from Debian packages (`python -m "
+        "benchmarks.datasets`). Each image is turned gray and colorized from a `given` "
+        "reference (another view of itself), a `retrieved` one (the best hit of an index of the"
+        " whole domain, never itself), a `same-category` one (a random photo of its category) "
+        "and an `unrelated` one (another category's photo, or for flat domains any other image;"
+        " for `animation` that is another frame of the same short clip). Mean RGB PSNR per "
+        "method; ab SSIM (the structure of the chroma alone) and top-5 agreement (EfficientNet-"
+        "Lite0's top class on the true colors is in its top 5 on the result) for chromaref.\n\n",
     )
     if results is None:
         return text
@@ -485,7 +485,7 @@ def readme_results() -> str:
         )
     if studies:
         gains = []
-        for domain in ("paintings", "animation"):
+        for domain in ("paintings", "drawings", "animation"):
             found = studies["domains"].get(domain)
             if found:
                 by = {(s["reference"], s["method"]): s["psnr"] for s in found["summary"]}

@@ -4,13 +4,13 @@
     python -m benchmarks.studies --limit 4    # quick
 
 Domains: `photos` (the bundled real photos), `labelled` (real photos in 5 category folders),
-`paintings` (crops of paintings) and `animation` (frames of Megamind.avi); the last three come
-from Debian packages (see `benchmarks.datasets`), and a domain whose package is missing is
-skipped with the reason. `chromaref eval`'s protocol on `--limit` images spread over each
-domain: each image is turned gray and colorized by every method from a `given` reference
-(another view of itself), a `retrieved` one (the best hit of an index of its whole domain, not
-itself), a `same-category` one (a random photo of its category, `labelled` only) and an
-`unrelated` one (another image of the domain).
+`paintings` (crops of paintings), `drawings` (colored illustrations) and `animation` (frames of
+Megamind.avi); all but the first come from Debian packages (see `benchmarks.datasets`), and a
+domain whose package is missing is skipped with the reason. `chromaref eval`'s protocol on
+`--limit` images spread over each domain: each image is turned gray and colorized by every
+method from a `given` reference (another view of itself), a `retrieved` one (the best hit of an
+index of its whole domain, not itself), a `same-category` one (a random photo of its category,
+`labelled` only) and an `unrelated` one (another image of the domain).
 """
 
 from __future__ import annotations
@@ -44,6 +44,7 @@ DOMAINS: dict[str, Callable[[Path], None]] = {
     "photos": _bundled_photos,
     "labelled": datasets.labelled,
     "paintings": datasets.paintings,
+    "drawings": datasets.drawings,
     "animation": datasets.animation,
 }
 
