@@ -184,7 +184,7 @@ def _bars(fig: Any, summary: Results, kinds: list[str]) -> None:
 # -- the paper's studies: choice of reference, non-natural images ---------------------------
 
 
-def studies_section(results: Results | None) -> str:
+def studies_section(results: Results | None, figures: list[Figure]) -> str:
     text = _opening(
         "## The choice of reference, and non-natural images",
         "python -m benchmarks.studies",
@@ -216,7 +216,11 @@ def studies_section(results: Results | None) -> str:
             rows.append([domain, kind, ours["n"], *psnrs, ours["ssim_ab"], ours["top5_agree"]])
     headers = ["domain", "reference", "n", *(f"{METHOD_NAMES[m]} dB" for m in methods)]
     text += "\n" + table([*headers, "chromaref ab SSIM", "chromaref top-5 agree"], rows)
-    text += "\n\n" + _studies_findings(results["domains"]) + "\n"
+    text += "\n\n" + _studies_findings(results["domains"]) + "\n\n"
+    domains = {name: found for name, found in results["domains"].items() if found}
+    path = DOCS_IMAGES / "studies_gain.png"
+    figures.append(Figure(path, lambda fig: _gain_bars(fig, domains), (9, 3.2)))
+    text += figures[-1].link() + "\n"
     for domain, found in results["domains"].items():
         if found and (DOCS_IMAGES / f"study_{domain}.jpg").is_file():
             text += (
@@ -225,6 +229,26 @@ def studies_section(results: Results | None) -> str:
                 f"![{domain} grid](images/study_{domain}.jpg)\n"
             )
     return text
+
+
+def _gain_bars(fig: Any, domains: Results) -> None:
+    """chromaref's PSNR gain over the gray input, per domain and reference kind."""
+    ax = fig.add_subplot()
+    present = {kind for found in domains.values() for kind in found["kinds"]}
+    kinds = [k for k in ("given", "retrieved", "same-category", "unrelated") if k in present]
+    width = 0.8 / len(kinds)
+    for i, kind in enumerate(kinds):
+        gains = []
+        for found in domains.values():
+            by = {(s["reference"], s["method"]): s["psnr"] for s in found["summary"]}
+            has = (kind, "training-free") in by
+            gains.append(by[(kind, "training-free")] - by[(kind, "gray")] if has else 0.0)
+        ax.bar([x + i * width for x in range(len(domains))], gains, width, label=kind)
+    ax.set_xticks([x + 0.4 - width / 2 for x in range(len(domains))], list(domains))
+    ax.axhline(0, color="k", linewidth=0.8)
+    ax.set(ylabel="PSNR gain over gray (dB)", title="chromaref by domain and reference")
+    ax.legend(fontsize=7, ncol=len(kinds))
+    ax.grid(axis="y", alpha=0.3)
 
 
 def _studies_findings(domains: Results) -> str:
@@ -546,7 +570,7 @@ def render() -> tuple[str, list[Figure]]:
     sections = [
         HEADER,
         quality_section(_load("quality"), figures),
-        studies_section(_load("studies")),
+        studies_section(_load("studies"), figures),
         speed_section(_load("speed"), "cpu", figures),
         retrieval_section(_load("retrieval_quality"), _load("retrieval_labelled")),
         throughput_section(_load("retrieval_throughput")),
