@@ -21,7 +21,10 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
+
 from benchmarks.qt_resources import read_qt_resources
+from chromaref.platform.metrics import colorfulness
 
 GCOMPRIS_RCC = Path("/usr/share/gcompris-qt/rcc")
 MEGAMIND = Path("/usr/share/doc/opencv-doc/examples/data/Megamind.avi")
@@ -107,10 +110,6 @@ def drawings(out: Path) -> None:
 def animation(out: Path, every: int = 6) -> None:
     """Every `every`-th frame of Megamind.avi as PNG, leaving out frames with (almost) no color
     (fades to black): there is nothing to recover in them, nor to take as a reference."""
-    import numpy as np
-
-    from chromaref.platform.metrics import colorfulness
-
     try:
         import av
     except ImportError as error:
