@@ -28,8 +28,8 @@ import numpy as np
 import torch
 from PIL import Image, ImageEnhance
 
-from chromaref.platform.color import gray_image, image_to_tensor, mean_chroma, rgb_to_lab
-from chromaref.platform.config import PipelineConfig
+from chromaref.platform.color import gray_image, image_to_tensor, lab_image, mean_chroma
+from chromaref.platform.config import MIN_REFERENCE_CHROMA, PipelineConfig
 from chromaref.platform.errors import ChromarefError, ConfigError, UnusableReferenceError
 from chromaref.platform.images import IMAGE_SUFFIXES, load_image
 from chromaref.platform.metrics import (
@@ -45,7 +45,6 @@ from chromaref.platform.pipeline import ColorizationPipeline
 from chromaref.retrieval.corpus import item_id
 from chromaref.retrieval.index import Index
 
-MIN_CHROMA = PipelineConfig().min_reference_chroma  # below it a photo counts as gray
 REFERENCE_KINDS = ("given", "retrieved", "same-category", "unrelated")
 METHODS = ("gray", "reinhard", "welsh", "training-free")
 Progress = Callable[[int, int], None]
@@ -69,10 +68,6 @@ def other_view(rgb: np.ndarray) -> np.ndarray:
     crop = image.crop((int(0.2 * w), int(0.05 * h), w, int(0.85 * h)))
     crop = crop.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
     return np.asarray(ImageEnhance.Brightness(crop).enhance(1.15))
-
-
-def _lab(rgb: np.ndarray) -> np.ndarray:
-    return rgb_to_lab(image_to_tensor(rgb))[0].permute(1, 2, 0).numpy()
 
 
 class _Classifier:
@@ -172,7 +167,7 @@ def evaluate(
     for done, path in enumerate(chosen, start=1):
         try:
             truth = load_image(path).rgb
-            if mean_chroma(truth) < MIN_CHROMA:
+            if mean_chroma(truth) < MIN_REFERENCE_CHROMA:
                 raise UnusableReferenceError("already gray: it has no colors to recover")
             gray = gray_image(truth)
             references = {"given": other_view(truth)}
@@ -211,7 +206,7 @@ def _color_photo(rng: random.Random, pool: list[Path], path: Path, tries: int = 
             rgb = load_image(choice).rgb
         except ChromarefError:
             continue
-        if mean_chroma(rgb) >= MIN_CHROMA:
+        if mean_chroma(rgb) >= MIN_REFERENCE_CHROMA:
             return rgb
     raise UnusableReferenceError(f"no color photo to use as a reference for {path.name}")
 
@@ -233,18 +228,26 @@ def _evaluate_photo(
     pipelines: dict[str, ColorizationPipeline],
     classifier: _Classifier,
 ) -> _PhotoResult:
-    truth_lab = _lab(truth)
+    truth_lab = lab_image(truth)
     truth_top5 = classifier.top5(truth)
     truth_colorfulness = colorfulness(truth)
+    # one call per method: the target is prepared once for all of its references
+    outputs = {
+        method: [gray] * len(kinds)
+        if method == "gray"
+        else [out.rgb for out in pipelines[method](gray, [references[k] for k in kinds])]
+        for method in methods
+    }
     done = _PhotoResult(rows=[], grid=[], diversity=[])
     results_ab: dict[str, list[np.ndarray]] = {m: [] for m in methods}
-    for kind in kinds:
+    for i, kind in enumerate(kinds):
         reference = references[kind]
-        reference_lab = _lab(reference)
+        reference_lab = lab_image(reference)
         row_images = [gray, reference]
         for method in methods:
-            out = gray if method == "gray" else pipelines[method](gray, [reference])[0].rgb
-            out_lab = _lab(out)
+            out = outputs[method][i]
+            out_lab = lab_image(out)
+            out_colorfulness = colorfulness(out)
             top5 = classifier.top5(out)
             done.rows.append(
                 {
@@ -255,8 +258,8 @@ def _evaluate_photo(
                     "psnr_ab": ab_psnr(out_lab, truth_lab),
                     "ssim": ssim(out, truth),
                     "ssim_ab": ab_ssim(out_lab, truth_lab),
-                    "colorfulness": colorfulness(out),
-                    "colorfulness_gap": abs(colorfulness(out) - truth_colorfulness),
+                    "colorfulness": out_colorfulness,
+                    "colorfulness_gap": abs(out_colorfulness - truth_colorfulness),
                     "top1_agree": float(top5[0] == truth_top5[0]),
                     "top5_agree": float(truth_top5[0] in top5),
                     "reference_hist_distance": ab_histogram_distance(out_lab, reference_lab),

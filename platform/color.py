@@ -163,6 +163,11 @@ def gray_image(rgb_uint8: np.ndarray) -> np.ndarray:
     return tensor_to_image(gray_from_l(l).expand(-1, 3, -1, -1))
 
 
+def lab_image(rgb_uint8: np.ndarray) -> np.ndarray:
+    """CIELAB of an (H, W, 3) uint8 sRGB image as an (H, W, 3) float32 array (L, a, b)."""
+    return rgb_to_lab(image_to_tensor(rgb_uint8))[0].permute(1, 2, 0).numpy()
+
+
 def mean_chroma(rgb_uint8: np.ndarray, *, probe: int = 64) -> float:
     """Mean CIELAB chroma of an (H, W, 3) uint8 image, measured on a copy at most `probe` px
     wide: cheap enough for every image of a corpus; near 0 for gray images."""

@@ -40,6 +40,11 @@ class PropagationConfig(_Frozen):
     upsample_eps: float = Field(4.0, gt=0, description="guided upsampling regulariser (L^2)")
 
 
+# Mean Lab chroma below which an image counts as gray (no colors to transfer or recover);
+# the pipeline's default, and the bar index builds and evaluations apply to whole photos.
+MIN_REFERENCE_CHROMA = 2.0
+
+
 class PipelineConfig(_Frozen):
     """Everything `ColorizationPipeline` needs; goes into logs, manifests and checkpoints."""
 
@@ -47,5 +52,5 @@ class PipelineConfig(_Frozen):
     matching: MatchingConfig = MatchingConfig()
     propagation: PropagationConfig = PropagationConfig()
     min_reference_chroma: float = Field(
-        2.0, ge=0, description="mean Lab chroma below which a reference counts as gray"
+        MIN_REFERENCE_CHROMA, ge=0, description="mean Lab chroma below which a reference is gray"
     )

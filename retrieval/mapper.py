@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from chromaref.platform.color import mean_chroma
-from chromaref.platform.config import PipelineConfig
+from chromaref.platform.config import MIN_REFERENCE_CHROMA
 from chromaref.platform.errors import ChromarefError, ImageLoadError
 from chromaref.platform.images import load_image
 from chromaref.retrieval.corpus import read_bytes
@@ -22,9 +22,6 @@ from chromaref.retrieval.descriptors import (
     DescriptorExtractor,
     luminance_thumbnail,
 )
-
-# Mean Lab chroma below which an image counts as gray: the same bar the pipeline applies.
-MIN_REFERENCE_CHROMA = PipelineConfig().min_reference_chroma
 
 
 def _decode_one(uri: str, image_size: int) -> tuple[np.ndarray, str, str]:

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from chromaref.platform.assets import photo
-from chromaref.platform.color import image_to_tensor, rgb_to_lab
+from chromaref.platform.color import lab_image
 from chromaref.platform.images import load_image
 from chromaref.platform.metrics import ab_histogram_distance, ab_psnr, ab_ssim, colorfulness
 
@@ -16,12 +16,8 @@ def rgb() -> np.ndarray:
     return load_image(photo("chelsea").path).rgb
 
 
-def _lab(rgb: np.ndarray) -> np.ndarray:
-    return rgb_to_lab(image_to_tensor(rgb))[0].permute(1, 2, 0).numpy()
-
-
 def test_ab_metrics_see_chroma_and_ignore_luminance(rgb):
-    lab = _lab(rgb)
+    lab = lab_image(rgb)
     brighter = lab.copy()
     brighter[..., 0] = np.clip(brighter[..., 0] + 10, 0, 100)  # same chroma, other L
     assert ab_ssim(brighter, lab) == 1.0
