@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks._common import DOCS_IMAGES, REDIRECTED, REPO_ROOT, RESULTS_DIR, table
+from chromaref.evaluation.plots import grouped_bars
 
 Results = dict[str, Any]
 DOC = DOCS_IMAGES.parent / "benchmarks.md"
@@ -169,16 +170,14 @@ def _quality_findings(summary: Results, kinds: list[str]) -> str:
 def _bars(fig: Any, summary: Results, kinds: list[str]) -> None:
     ax = fig.add_subplot()
     methods = list(dict.fromkeys(key.split("/")[1] for key in summary))
-    width = 0.8 / len(methods)
-    for i, method in enumerate(methods):
-        values = [summary.get(f"{k}/{method}", {}).get("psnr", 0.0) for k in kinds]
-        xs = [x + i * width for x in range(len(kinds))]
-        ax.bar(xs, values, width, label=METHOD_NAMES.get(method, method))
-    ax.set_xticks([x + 0.4 - width / 2 for x in range(len(kinds))], kinds)
+    series = {
+        METHOD_NAMES.get(m, m): [summary.get(f"{k}/{m}", {}).get("psnr", 0.0) for k in kinds]
+        for m in methods
+    }
+    grouped_bars(ax, kinds, series)
     top = max(s["psnr"] for s in summary.values())
     ax.set(ylabel="RGB PSNR (dB, mean)", ylim=(10, top + 4), title="quality by reference kind")
     ax.legend(fontsize=7, ncol=len(methods))
-    ax.grid(axis="y", alpha=0.3)
 
 
 # -- the paper's studies: choice of reference, non-natural images ---------------------------
@@ -236,19 +235,17 @@ def _gain_bars(fig: Any, domains: Results) -> None:
     ax = fig.add_subplot()
     present = {kind for found in domains.values() for kind in found["kinds"]}
     kinds = [k for k in ("given", "retrieved", "same-category", "unrelated") if k in present]
-    width = 0.8 / len(kinds)
-    for i, kind in enumerate(kinds):
-        gains = []
+    series = {}
+    for kind in kinds:
+        series[kind] = []
         for found in domains.values():
             by = {(s["reference"], s["method"]): s["psnr"] for s in found["summary"]}
             has = (kind, "training-free") in by
-            gains.append(by[(kind, "training-free")] - by[(kind, "gray")] if has else 0.0)
-        ax.bar([x + i * width for x in range(len(domains))], gains, width, label=kind)
-    ax.set_xticks([x + 0.4 - width / 2 for x in range(len(domains))], list(domains))
+            series[kind].append(by[(kind, "training-free")] - by[(kind, "gray")] if has else 0.0)
+    grouped_bars(ax, list(domains), series)
     ax.axhline(0, color="k", linewidth=0.8)
     ax.set(ylabel="PSNR gain over gray (dB)", title="chromaref by domain and reference")
     ax.legend(fontsize=7, ncol=len(kinds))
-    ax.grid(axis="y", alpha=0.3)
 
 
 def _studies_findings(domains: Results) -> str:

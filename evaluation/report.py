@@ -9,6 +9,7 @@ import statistics
 from collections import defaultdict
 from pathlib import Path
 
+from chromaref.evaluation.plots import grouped_bars
 from chromaref.evaluation.run import EvalResult
 from chromaref.platform.files import atomic_path
 from chromaref.platform.grid import make_grid
@@ -77,17 +78,10 @@ def _plot(summary: list[dict[str, object]], path: Path) -> bool:
     kinds = list(dict.fromkeys(str(r["reference"]) for r in summary))
     methods = list(dict.fromkeys(str(r["method"]) for r in summary))
     fig, ax = plt.subplots(figsize=(8, 3.5))
-    width = 0.8 / len(methods)
-    for i, method in enumerate(methods):
-        values = [
-            next((r["psnr"] for r in summary if r["reference"] == k and r["method"] == method), 0)
-            for k in kinds
-        ]
-        ax.bar([x + i * width for x in range(len(kinds))], values, width, label=method)
-    ax.set_xticks([x + 0.4 - width / 2 for x in range(len(kinds))], kinds)
+    psnr = {(r["reference"], r["method"]): r["psnr"] for r in summary}
+    grouped_bars(ax, kinds, {m: [psnr.get((k, m), 0) for k in kinds] for m in methods})
     ax.set(ylabel="RGB PSNR (dB, mean)", title="quality by reference and method")
     ax.legend(fontsize=8)
-    ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=110)
