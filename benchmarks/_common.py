@@ -13,14 +13,14 @@ from typing import Any
 
 import torch
 
+from chromaref.platform.files import atomic_write_text
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 # CHROMAREF_BENCH_OUT redirects results and pictures (smoke runs must not touch the records).
 _OUT = os.environ.get("CHROMAREF_BENCH_OUT")
 REDIRECTED = bool(_OUT)
-RESULTS_DIR = Path(_OUT) / "results" if _OUT else Path(__file__).resolve().parent / "results"
-DOCS_IMAGES = (
-    Path(_OUT) / "images" if _OUT else Path(__file__).resolve().parents[1] / "docs" / "images"
-)
+RESULTS_DIR = Path(_OUT) / "results" if _OUT else REPO_ROOT / "benchmarks" / "results"
+DOCS_IMAGES = Path(_OUT) / "images" if _OUT else REPO_ROOT / "docs" / "images"
 
 
 def _cpu_model() -> str:
@@ -65,13 +65,10 @@ def run_child(module: str, args: list[str]) -> dict[str, Any]:
 
 def write_json(name: str, payload: dict[str, Any]) -> Path:
     """Write results atomically to benchmarks/results/<name>.json."""
-    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
     path = RESULTS_DIR / f"{name}.json"
-    tmp = path.with_suffix(".json.tmp")
     command = " ".join(["python -m benchmarks." + Path(sys.argv[0]).stem, *sys.argv[1:]])
     record = {"machine": machine(), "command": command, **payload}
-    tmp.write_text(json.dumps(record, indent=2) + "\n")
-    os.replace(tmp, path)
+    atomic_write_text(path, json.dumps(record, indent=2) + "\n")
     return path
 
 

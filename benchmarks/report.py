@@ -21,6 +21,7 @@ from typing import Any
 
 from benchmarks._common import DOCS_IMAGES, REDIRECTED, REPO_ROOT, RESULTS_DIR, table
 from chromaref.evaluation.plots import grouped_bars
+from chromaref.platform.files import atomic_write_text
 
 Results = dict[str, Any]
 DOC = DOCS_IMAGES.parent / "benchmarks.md"
@@ -592,12 +593,11 @@ def main() -> None:
         if readme != _with_readme_results(readme):
             sys.exit(f"{README}'s results are out of date: run `python -m benchmarks.report`")
         return
-    if not REDIRECTED:  # a redirected (smoke) run leaves the README alone
-        README.write_text(_with_readme_results(readme))
-    DOC.parent.mkdir(parents=True, exist_ok=True)
+    if not REDIRECTED:  # a redirected (smoke) run leaves the README (hand-edited too) alone
+        atomic_write_text(README, _with_readme_results(readme))
     for figure in figures:
         figure.save()
-    DOC.write_text(page)
+    atomic_write_text(DOC, page)
     print(f"wrote {DOC} and {len(figures)} plot(s)")
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from chromaref.evaluation.plots import grouped_bars
 from chromaref.evaluation.run import EvalResult
-from chromaref.platform.files import atomic_path
+from chromaref.platform.files import atomic_path, atomic_write_text
 from chromaref.platform.grid import make_grid
 from chromaref.platform.images import save_image
 
@@ -62,11 +62,6 @@ def markdown_table(summary: list[dict[str, object]]) -> str:
     return "\n".join(lines)
 
 
-def _write_text(path: Path, text: str) -> None:
-    with atomic_path(path) as tmp:
-        tmp.write_text(text)
-
-
 def _plot(summary: list[dict[str, object]], path: Path) -> bool:
     try:
         import matplotlib
@@ -104,11 +99,11 @@ def write_report(result: EvalResult, out: Path, methods: tuple[str, ...]) -> Pat
         "diversity_rows": result.diversity,
         "skipped": result.skipped,
     }
-    _write_text(out / "metrics.json", json.dumps(payload, indent=2) + "\n")
+    atomic_write_text(out / "metrics.json", json.dumps(payload, indent=2) + "\n")
     table = markdown_table(summary)
     diversity_md = "| method | diversity (mean ab distance between references' results) |\n"
     diversity_md += "|---|---|\n" + "".join(f"| {m} | {v:.2f} |\n" for m, v in diversity.items())
-    _write_text(out / "summary.md", table + "\n\n" + diversity_md)
+    atomic_write_text(out / "summary.md", table + "\n\n" + diversity_md)
     labels = [
         [f"gray input ({kind})", f"{kind} reference", *methods, "truth"] for kind in result.kinds
     ]
@@ -117,7 +112,7 @@ def write_report(result: EvalResult, out: Path, methods: tuple[str, ...]) -> Pat
         grid = make_grid(rows, labels=labels, cell_height=160)
         grid_files.append(save_image(grid, out / "grids" / f"{name}.jpg", format="jpg"))
     has_plot = _plot(summary, out / "psnr.png")
-    _write_text(
+    atomic_write_text(
         out / "index.html", _html(table, summary, diversity, grid_files, has_plot, result, out)
     )
     return out / "index.html"

@@ -28,6 +28,12 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
         tmp.unlink(missing_ok=True)
 
 
+def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
+    """Write `text` (UTF-8) to `path` through `atomic_path`: all of it or nothing."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+
+
 def sha256_file(path: str | os.PathLike[str]) -> str:
     """SHA-256 of a file's content, read in 1 MiB blocks."""
     digest = hashlib.sha256()

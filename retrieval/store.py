@@ -29,7 +29,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from chromaref.platform.files import atomic_path, sha256_file
+from chromaref.platform.files import atomic_path, atomic_write_text, sha256_file
 
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
@@ -41,13 +41,8 @@ def staging_dir(index_dir: Path) -> Path:
     return index_dir.with_name(index_dir.name + ".building")
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    with atomic_path(path) as tmp:
-        tmp.write_bytes(data)
-
-
 def write_json(path: Path, payload: object) -> None:
-    atomic_write_bytes(path, (json.dumps(payload, indent=2) + "\n").encode())
+    atomic_write_text(path, json.dumps(payload, indent=2) + "\n")
 
 
 def _column(values: np.ndarray) -> pa.Array:
