@@ -8,7 +8,7 @@ import tomllib
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-MAPPED_ROOTS = ["platform", "retrieval", "evaluation", "cli"]
+MAPPED_ROOTS = ["platform", "retrieval", "evaluation", "training", "cli"]
 
 
 def _run(code: str) -> subprocess.CompletedProcess[str]:
