@@ -1,7 +1,8 @@
 """The `colorize` job: discover targets, colorize each from every reference, write results.
 
-Bad targets are skipped and summarised; a bad reference stops the run before any work,
-since every target would fail the same way. Every file is written atomically.
+Bad targets (unreadable, or whose results cannot be written) are skipped and summarised; a bad
+reference or an unwritable --out stops the run before any work, since every target would fail
+the same way. Every file is written atomically; `cli._outputs` names them.
 """
 
 from __future__ import annotations
@@ -15,12 +16,19 @@ import numpy as np
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+from chromaref.cli._outputs import (
+    OutputClaims,
+    Target,
+    discover_targets,
+    writable_folder,
+    write_error,
+)
 from chromaref.platform.color import gray_from_l, tensor_to_image
 from chromaref.platform.colorizers import PreparedImage
 from chromaref.platform.debug import correspondence_images
 from chromaref.platform.errors import ChromarefError, ConfigError
 from chromaref.platform.grid import make_grid
-from chromaref.platform.images import IMAGE_SUFFIXES, LoadedImage, load_image, save_image
+from chromaref.platform.images import LoadedImage, load_image, save_image
 from chromaref.platform.pipeline import ColorizationPipeline
 
 logger = logging.getLogger(__name__)
@@ -28,29 +36,12 @@ logger = logging.getLogger(__name__)
 
 @dataclass
 class RunSummary:
+    """What a run did: files really written, targets skipped with why, and renamed targets."""
+
     written: list[Path] = field(default_factory=list)
     failed: list[tuple[str, str]] = field(default_factory=list)
+    renamed: list[Target] = field(default_factory=list)  # named by more than their stem
     targets: int = 0
-
-
-@dataclass(frozen=True)
-class Target:
-    path: Path
-    relative: Path  # where its outputs go, relative to the output folder
-
-
-def discover_targets(inputs: Sequence[Path]) -> list[Target]:
-    """Files as given; folders searched recursively for images, keeping their sub-paths."""
-    targets = []
-    for item in inputs:
-        if item.is_dir():
-            found = sorted(p for p in item.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
-            targets += [
-                Target(p, p.relative_to(item).parent / p.stem) for p in found if p.is_file()
-            ]
-        else:
-            targets.append(Target(item, Path(item.stem)))
-    return targets
 
 
 def reference_labels(references: Sequence[Path]) -> list[str]:
@@ -110,19 +101,26 @@ def run_colorize(
 ) -> RunSummary:
     """Colorize every target from its references; returns what was written and what failed.
 
+    A target that cannot be read, colorized or written is skipped and the run goes on.
     `protected` files (e.g. the references) are never overwritten, like the targets.
+
+    Raises:
+        ConfigError: no images in `inputs`.
+        FileError: `out` cannot be made or written to.
     """
-    targets = discover_targets(inputs)
+    targets = discover_targets(inputs, out)
     if not targets:
         raise ConfigError(f"no images found in {', '.join(map(str, inputs))}")
-    inputs_resolved = {t.path.resolve() for t in targets} | {p.resolve() for p in protected}
+    writable_folder(out)
+    claims = OutputClaims(out, [*(t.path for t in targets), *protected])
     summary = RunSummary(targets=len(targets))
+    summary.renamed = [t for t in targets if t.key != t.path.stem]
     with _progress(console, progress) as bar:
         task = bar.add_task("colorizing", total=len(targets))
         for target in targets:
             try:
-                summary.written += _colorize_one(
-                    pipeline, target, references_for, out, fmt, debug, inputs_resolved
+                _colorize_one(
+                    pipeline, target, references_for, out, fmt, debug, claims, summary.written
                 )
             except ChromarefError as exc:
                 summary.failed.append((str(target.path), str(exc)))
@@ -138,28 +136,35 @@ def _colorize_one(
     out: Path,
     fmt: str,
     debug: bool,
-    inputs: set[Path],
-) -> list[Path]:
+    claims: OutputClaims,
+    written: list[Path],
+) -> None:
+    """Colorize `target` from each of its references; append each file to `written` as it is
+    written, so a later failure still leaves an exact list."""
     image = load_image(target.path)
     prepared = pipeline.prepare(image, name=target.path.stem)
     references = references_for(image)
+    paths = [target.result(out, ref.label, fmt) for ref in references]
+    grid_path = target.grid(out, fmt)
+    folders = [target.debug_folder(out, ref.label) for ref in references] if debug else []
+    claims.claim(target, [*paths, grid_path], folders)
     results = [
         pipeline.colorize(prepared, ref.prepared, keep_correspondence=debug) for ref in references
     ]
-    base = out / target.relative.parent
-    paths = [base / f"{target.relative.name}__{ref.label}.{fmt}" for ref in references]
-    grid_path = base / f"{target.relative.name}__grid.{fmt}"
-    for path in [*paths, grid_path]:
-        if path.resolve() in inputs:
-            raise ConfigError(f"refusing to overwrite input file {path}; choose another --out")
-    written = [save_image(r.rgb, p, format=fmt) for r, p in zip(results, paths, strict=True)]
+    for result, path in zip(results, paths, strict=True):
+        written.append(_save(result.rgb, path, fmt))
     gray = tensor_to_image(gray_from_l(prepared.l_full).expand(-1, 3, -1, -1).cpu())
     rows = [[gray, ref.rgb, r.rgb] for ref, r in zip(references, results, strict=True)]
     labels = [["input", ref.prepared.name, f"result ({ref.label})"] for ref in references]
-    written.append(save_image(make_grid(rows, labels=labels), grid_path, format=fmt))
-    if debug:
-        for ref, result in zip(references, results, strict=True):
-            folder = out / "debug" / target.relative.parent / f"{target.relative.name}__{ref.label}"
-            for name, picture in correspondence_images(prepared, result.correspondence).items():
-                written.append(save_image(picture, folder / f"{name}.png", format="png"))
-    return written
+    written.append(_save(make_grid(rows, labels=labels), grid_path, fmt))
+    for folder, result in zip(folders, results, strict=False):
+        for name, picture in correspondence_images(prepared, result.correspondence).items():
+            written.append(_save(picture, folder / f"{name}.png", "png"))
+
+
+def _save(rgb: np.ndarray, path: Path, fmt: str) -> Path:
+    """`save_image`, with a file system's refusal as a `FileError` that skips only this target."""
+    try:
+        return save_image(rgb, path, format=fmt)
+    except OSError as exc:
+        raise write_error(path, exc) from None

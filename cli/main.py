@@ -124,7 +124,16 @@ def colorize(
         protected=reference or (),
     )
     done = summary.targets - len(summary.failed)
-    console.print(f"colorized {done}/{summary.targets} image(s) -> {out}/", highlight=False)
+    console.print(
+        f"colorized {done}/{summary.targets} image(s): {len(summary.written)} file(s) in {out}/",
+        highlight=False,
+    )
+    for target in summary.renamed:
+        console.print(
+            f"  note: {target.path} shares its name with another input; "
+            f"its results are named {target.key}__...",
+            highlight=False,
+        )
     for path in summary.written:
         typer.echo(str(path))
     if summary.failed:

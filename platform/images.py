@@ -13,8 +13,12 @@ from __future__ import annotations
 import io
 import logging
 import os
+import re
 import struct
+import threading
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -36,6 +40,7 @@ MAX_PIXELS_ENV = "CHROMAREF_MAX_PIXELS"
 _GRAY_TOLERANCE = 2  # RGB counts as gray when channels differ by at most this many levels
 _GRAY_MODES = frozenset({"1", "L", "LA", "La", "I", "I;16", "I;16B", "I;16L", "I;16N", "F"})
 _DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, struct.error, IndexError)
+_BOMB_ERRORS = (Image.DecompressionBombWarning, Image.DecompressionBombError)
 _SAVE_FORMATS = {"png": "PNG", "jpg": "JPEG", "jpeg": "JPEG"}
 # EPS is decoded by running Ghostscript on the file: never on untrusted input.
 _BLOCKED_FORMATS = frozenset({"EPS"})
@@ -160,11 +165,8 @@ def save_image(
     if pil_format == "JPEG":
         options = {"quality": quality, "subsampling": 0}  # 4:4:4: chroma is our output
 
-    mode = _target_mode(final)
-    with atomic_path(final) as tmp:
-        with open(tmp, "wb") as handle:
-            img.save(handle, format=pil_format, **options)
-        os.chmod(tmp, mode)
+    with atomic_path(final) as tmp, open(tmp, "wb") as handle:
+        img.save(handle, format=pil_format, **options)
     _fsync_dir(final.parent)
     logger.debug("saved %s (%s, %dx%d)", final, pil_format, img.width, img.height)
     return final
@@ -193,14 +195,10 @@ def _check_path(path: str) -> None:
 
 def _load_stream(fh: BinaryIO, label: str, limit: int, path: str | None) -> LoadedImage:
     """Open, size-check, fully decode and normalise the image in `fh`."""
-    with _open(fh, label) as img:
+    with _PILLOW_GUARD.limit(limit), _open(fh, label, limit) as img:
         width, height = img.size
         if width * height > limit:
-            raise ImageLoadError(
-                label,
-                f"image has {width * height} pixels, more than the limit of {limit} "
-                f"(set {MAX_PIXELS_ENV} to raise it)",
-            )
+            raise _too_many_pixels(label, width * height, limit)
         if min(width, height) < MIN_SIDE:
             raise ImageLoadError(
                 label,
@@ -212,8 +210,8 @@ def _load_stream(fh: BinaryIO, label: str, limit: int, path: str | None) -> Load
             logger.debug("%s has %d frames; using the first", label, n_frames)
         try:
             img.load()
-        except Image.DecompressionBombError as exc:
-            raise ImageLoadError(label, f"image is too large to decode safely ({exc})") from None
+        except _BOMB_ERRORS as exc:
+            raise _pillow_refused(label, exc, limit) from None
         except _DECODE_ERRORS as exc:
             raise ImageLoadError(label, f"file is truncated or corrupt ({exc})") from None
         source_mode, fmt = img.mode, img.format
@@ -226,33 +224,76 @@ def _load_stream(fh: BinaryIO, label: str, limit: int, path: str | None) -> Load
     )
 
 
-def _open(fh: BinaryIO, label: str) -> Image.Image:
-    """`Image.open` (header only) with errors mapped to `ImageLoadError`.
-
-    Pillow's DecompressionBombWarning is raised as an error locally (never globally) so that it
-    cannot slip by as a warning; the image is then re-opened quietly and our own pixel limit,
-    checked by the caller before decoding, decides. Pillow's hard DecompressionBombError
-    (twice its threshold) is always fatal.
-    """
+def _open(fh: BinaryIO, label: str, limit: int) -> Image.Image:
+    """`Image.open` (header only) with errors mapped to `ImageLoadError`."""
     Image.init()
     formats = [f for f in Image.ID if f not in _BLOCKED_FORMATS]
-    start = fh.tell()
-    for action in ("error", "ignore"):
-        fh.seek(start)
-        with warnings.catch_warnings():
-            warnings.simplefilter(action, Image.DecompressionBombWarning)
-            try:
-                return Image.open(fh, formats=formats)
-            except Image.DecompressionBombWarning:
-                continue  # above Pillow's soft threshold; the caller applies our own limit
-            except Image.DecompressionBombError as exc:
-                reason = f"image is too large to decode safely ({exc})"
-            except UnidentifiedImageError:
-                reason = "not a recognised image format"
-            except _DECODE_ERRORS as exc:
-                reason = f"file is truncated or corrupt ({exc})"
-        raise ImageLoadError(label, reason)
-    raise AssertionError("unreachable")  # pragma: no cover
+    try:
+        return Image.open(fh, formats=formats)
+    except _BOMB_ERRORS as exc:
+        raise _pillow_refused(label, exc, limit) from None
+    except UnidentifiedImageError:
+        raise ImageLoadError(label, "not a recognised image format") from None
+    except _DECODE_ERRORS as exc:
+        raise ImageLoadError(label, f"file is truncated or corrupt ({exc})") from None
+
+
+class _PillowGuard:
+    """Pillow's own decompression-bomb guard, moved to our pixel limit while images load.
+
+    Pillow checks sizes against one global, `Image.MAX_IMAGE_PIXELS` (a warning above it, an
+    error above twice it), when it opens a file and again while decoding (TIFF tiles, GIF
+    frames), so our limit has to be that global for the whole load, and Pillow's warning has to
+    be an error. While loads run the global holds the largest limit in use (loads in several
+    threads share it; each load's own header check applies its exact limit before any pixel is
+    decoded), and when the last one ends the global and the warning filters are put back.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._limits: list[int] = []
+        self._saved: int | None = None
+        self._filter: tuple[object, ...] | None = None
+
+    @contextmanager
+    def limit(self, pixels: int) -> Iterator[None]:
+        with self._lock:
+            if not self._limits:
+                self._saved = Image.MAX_IMAGE_PIXELS
+                warnings.filterwarnings("error", category=Image.DecompressionBombWarning)
+                self._filter = warnings.filters[0]
+            self._limits.append(pixels)
+            Image.MAX_IMAGE_PIXELS = max(self._limits)
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._limits.remove(pixels)
+                if self._limits:
+                    Image.MAX_IMAGE_PIXELS = max(self._limits)
+                else:
+                    Image.MAX_IMAGE_PIXELS = self._saved
+                    with suppress(ValueError):
+                        warnings.filters.remove(self._filter)
+
+
+_PILLOW_GUARD = _PillowGuard()
+
+
+def _pillow_refused(label: str, exc: Exception, limit: int) -> ImageLoadError:
+    """Pillow's bomb warning or error (raised while our limit is its limit) as our message."""
+    found = re.search(r"\((\d+) pixels\)", str(exc))
+    if found:
+        return _too_many_pixels(label, int(found.group(1)), limit)
+    return ImageLoadError(label, f"image is too large to decode safely ({exc})")
+
+
+def _too_many_pixels(label: str, pixels: int, limit: int) -> ImageLoadError:
+    return ImageLoadError(
+        label,
+        f"image has {pixels} pixels, more than the limit of {limit} "
+        f"(set {MAX_PIXELS_ENV} to raise it)",
+    )
 
 
 def _exif_transpose(img: Image.Image, label: str) -> Image.Image:
@@ -410,26 +451,6 @@ def _resolve_save_format(path: Path, format: str | None) -> str:
         given = f"format {format!r}" if format is not None else f"suffix {path.suffix!r}"
         raise ConfigError(f"cannot save {path}: unknown image {given}; use png or jpg")
     return _SAVE_FORMATS[key]
-
-
-def _target_mode(final: Path) -> int:
-    """Permission bits for the new file: the existing file's, else 0o666 minus the umask."""
-    try:
-        return final.stat().st_mode & 0o7777
-    except OSError:
-        return 0o666 & ~_umask()
-
-
-def _umask() -> int:
-    """The process umask, read without changing it where /proc allows (Linux)."""
-    try:
-        with open("/proc/self/status", encoding="ascii") as fh:
-            for line in fh:
-                if line.startswith("Umask:"):
-                    return int(line.split()[1], 8)
-    except (OSError, ValueError, IndexError):
-        pass
-    return 0o022
 
 
 def _fsync_dir(directory: Path) -> None:
