@@ -39,11 +39,23 @@ def build(
     ],
     out: Annotated[Path, typer.Option("--out", "-o", help="Index folder to create/replace.")],
     address: Annotated[
-        str | None, typer.Option(help="Ray cluster address (default: $RAY_ADDRESS or local).")
+        str | None,
+        typer.Option(
+            help="Ray cluster to run on: host:port, ray://host:10001, or auto (the one `ray "
+            "start` runs here). Default: $RAY_ADDRESS, else a private local Ray."
+        ),
     ] = None,
     local: Annotated[
         bool, typer.Option(help="Run in this process without Ray (small corpora).")
     ] = False,
+    wait: Annotated[
+        float,
+        typer.Option(
+            help="If another build of --out runs, wait up to this many seconds for it, then "
+            "build (default: stop at once and say which process holds it).",
+            min=0.0,
+        ),
+    ] = 0.0,
     shard_size: Annotated[int, typer.Option(help="Images per shard (the resume unit).")] = 1000,
     batch_size: Annotated[int, typer.Option(help="Images per descriptor batch.")] = 32,
     concurrency: Annotated[
@@ -100,7 +112,9 @@ def build(
             rate = f"{done / elapsed:.1f} img/s" if elapsed > 1 else ""
             bar.update(task, completed=done, total=total, rate=rate)
 
-        report = build_index(corpus, out, config=config, address=address, progress=progress)
+        report = build_index(
+            corpus, out, config=config, address=address, progress=progress, wait=wait
+        )
     console.print(
         f"indexed {report.count} image(s) into {out} in {report.seconds:.1f} s "
         f"({report.images_per_second:.1f} img/s, {report.index_bytes / 1e6:.1f} MB, "

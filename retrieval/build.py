@@ -24,6 +24,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from chromaref.platform.errors import ConfigError
+from chromaref.platform.locks import exclusive
 from chromaref.retrieval import store
 from chromaref.retrieval.corpus import CorpusItem, list_corpus
 from chromaref.retrieval.descriptors import DescriptorConfig, DescriptorExtractor
@@ -204,57 +205,70 @@ def build_index(
     config: BuildConfig | None = None,
     address: str | None = None,
     progress: Progress | None = None,
+    wait: float = 0.0,
 ) -> BuildReport:
     """Index every usable image of `corpus` into `index_dir` (resuming an unfinished build).
 
+    One build at a time per `index_dir`: another one holding `<index_dir>.lock` makes this
+    one wait up to `wait` seconds, then fail (a second build into one folder is usually a
+    duplicate job, and waiting would redo all of its work after it).
+
     Raises:
-        ConfigError: the corpus does not exist, holds no images, or no usable reference.
+        ConfigError: the corpus does not exist, holds no images, or no usable reference;
+            the Ray cluster does not answer.
+        LockHeldError: another build of `index_dir` still runs after `wait` seconds.
     """
     config = config or BuildConfig()
-    start = time.perf_counter()
     index_dir = Path(index_dir)
-    _refuse_to_replace_non_index(index_dir)
-    items = list_corpus(corpus)
-    if not items:
-        raise ConfigError(f"corpus {corpus} holds no images")
-    extractor = DescriptorExtractor(config.descriptor)
-    model_id = extractor.model_id
-    staging = store.staging_dir(index_dir)
-    _prepare_staging(staging, model_id, config)
-    shards = plan_shards(items, config.shard_size)
-    done = store.completed_shards(staging)
-    todo = [s for s in shards if s.key not in done]
-    finished = len(items) - sum(len(s.items) for s in todo)
-    if progress:
-        progress(finished, len(items))
-    if todo:
-        assembler = _ShardAssembler(staging, todo)
-        batches = (
-            _local_batches(todo, config, extractor)
-            if config.runner == "local"
-            else _ray_batches(todo, config, address)
+    hint = "wait for that build to finish, or rerun with --wait SECONDS to queue behind it"
+    with exclusive(index_dir, wait=wait, hint=hint):
+        start = time.perf_counter()
+        if config.runner == "ray":  # a dead cluster fails here, before any work
+            from chromaref.retrieval.runtime import ensure_ray
+
+            ensure_ray(address)
+        _refuse_to_replace_non_index(index_dir)
+        items = list_corpus(corpus)
+        if not items:
+            raise ConfigError(f"corpus {corpus} holds no images")
+        extractor = DescriptorExtractor(config.descriptor)
+        model_id = extractor.model_id
+        staging = store.staging_dir(index_dir)
+        _prepare_staging(staging, model_id, config)
+        shards = plan_shards(items, config.shard_size)
+        done = store.completed_shards(staging)
+        todo = [s for s in shards if s.key not in done]
+        finished = len(items) - sum(len(s.items) for s in todo)
+        if progress:
+            progress(finished, len(items))
+        if todo:
+            assembler = _ShardAssembler(staging, todo)
+            batches = (
+                _local_batches(todo, config, extractor)
+                if config.runner == "local"
+                else _ray_batches(todo, config, address)
+            )
+            for batch in batches:
+                finished += assembler.add(batch)
+                if progress:
+                    progress(finished, len(items))
+        records = list(store.completed_shards(staging).values())
+        report = BuildReport(
+            index_dir=str(index_dir),
+            count=0,
+            seconds=time.perf_counter() - start,
+            shards=len(shards),
+            shards_resumed=len(shards) - len(todo),
         )
-        for batch in batches:
-            finished += assembler.add(batch)
-            if progress:
-                progress(finished, len(items))
-    records = list(store.completed_shards(staging).values())
-    report = BuildReport(
-        index_dir=str(index_dir),
-        count=0,
-        seconds=time.perf_counter() - start,
-        shards=len(shards),
-        shards_resumed=len(shards) - len(todo),
-    )
-    report.images_per_second = sum(len(s.items) for s in todo) / max(report.seconds, 1e-9)
-    finalize_index(
-        staging,
-        index_dir,
-        records,
-        model_id=model_id,
-        dims=extractor.dims(),
-        config=config,
-        report=report,
-    )
-    logger.info("index build report: %s", asdict(report))
-    return report
+        report.images_per_second = sum(len(s.items) for s in todo) / max(report.seconds, 1e-9)
+        finalize_index(
+            staging,
+            index_dir,
+            records,
+            model_id=model_id,
+            dims=extractor.dims(),
+            config=config,
+            report=report,
+        )
+        logger.info("index build report: %s", asdict(report))
+        return report

@@ -1,33 +1,139 @@
-"""Connecting to Ray: an embedded local instance by default, any cluster via an address."""
+"""Connecting to Ray: a private local instance by default, a cluster only when asked for.
+
+    ensure_ray()                          # private local instance (even if `ray start` runs)
+    ensure_ray("auto")                    # the cluster `ray start` runs on this machine
+    ensure_ray("10.0.0.5:6379")           # or "ray://head:10001", or RAY_ADDRESS=...
+
+Without an address, plain `ray.init()` joins whatever cluster Ray recorded in
+`/tmp/ray/ray_current_cluster`; when that cluster died without `ray stop`, it retries for
+ever, and a live one refuses `num_cpus`. So no address means `ray.init(address="local")`, and
+a given (or recorded, for "auto") address is first checked with a short TCP connect: a dead
+one is a one-line error within seconds, not a hang.
+"""
 
 from __future__ import annotations
 
 import logging
 import os
+import socket
+import time
+from urllib.parse import urlsplit
+
+from chromaref.platform.errors import ConfigError
 
 logger = logging.getLogger(__name__)
+PROBE_TIMEOUT_S = 3.0
+FIXES = (
+    "start that cluster, pass a reachable --address (or RAY_ADDRESS), unset RAY_ADDRESS and "
+    "leave out --address for a private local Ray, use --local to run without Ray, or run "
+    "`ray stop` to clear a local cluster that died"
+)
 
 
 def ensure_ray(address: str | None = None, *, num_cpus: int | None = None) -> None:
     """Start (or join) Ray once per process.
 
-    `address` (or `RAY_ADDRESS`) joins an existing cluster; without either, a local instance
-    is started with the dashboard off and token auth disabled (it is private to this process).
+    Args:
+        address: a cluster to join ("host:port", "ray://host:port", or "auto" for the one
+            `ray start` runs here); default `$RAY_ADDRESS`, else "local": a private instance
+            (dashboard off, token auth off), whatever cluster runs on this machine.
+        num_cpus: CPUs of a private instance; a joined cluster keeps its own resources.
+
+    Raises:
+        ConfigError: the cluster does not answer, or Ray refuses to join it.
     """
     import ray
 
-    if ray.is_initialized():
-        quiet_ray_data()
-        return
-    address = address or os.environ.get("RAY_ADDRESS")
-    if address is None:
-        os.environ.setdefault("RAY_AUTH_MODE", "disabled")
-        ray.init(num_cpus=num_cpus, include_dashboard=False, logging_level=logging.WARNING)
-        logger.info("started a local Ray instance")
-    else:
-        ray.init(address=address, logging_level=logging.WARNING)
-        logger.info("joined the Ray cluster at %s", address)
+    if not ray.is_initialized():
+        address = address or os.environ.get("RAY_ADDRESS") or "local"
+        if address == "local":
+            _start_private(num_cpus)
+        else:
+            _join(address, num_cpus)
     quiet_ray_data()
+
+
+def _recorded_address() -> str | None:
+    """The cluster that `ray start` last recorded on this machine (Ray's own lookup)."""
+    from ray._common.utils import get_ray_address_file
+
+    path = get_ray_address_file(None)
+    try:
+        with open(path) as f:
+            return f.read().strip() or None
+    except OSError:
+        return None
+
+
+def _endpoint(address: str) -> tuple[str, int]:
+    """host and port of "host:port", "[v6]:port" or "ray://host:port"."""
+    parts = urlsplit(address if "://" in address else f"//{address}")
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    if not parts.hostname or port is None:
+        raise ConfigError(
+            f"Ray address {address!r} is not host:port, ray://host:port, auto or local"
+        )
+    return parts.hostname, port
+
+
+def _probe(address: str) -> None:
+    """Fail within seconds when nothing listens at the address (Ray itself would retry)."""
+    host, port = _endpoint(address)
+    start = time.monotonic()
+    try:
+        socket.create_connection((host, port), timeout=PROBE_TIMEOUT_S).close()
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        raise ConfigError(
+            f"the Ray cluster at {address} does not answer ({host}:{port}: {reason} after "
+            f"{time.monotonic() - start:.1f} s); {FIXES}"
+        ) from None
+
+
+def _start_private(num_cpus: int | None) -> None:
+    import ray
+
+    recorded = _recorded_address()
+    if recorded:
+        logger.info(
+            "not joining the local Ray cluster recorded at %s (pass --address auto for it)",
+            recorded,
+        )
+    os.environ.setdefault("RAY_AUTH_MODE", "disabled")  # private to this process
+    ray.init(
+        address="local",
+        num_cpus=num_cpus,
+        include_dashboard=False,
+        logging_level=logging.WARNING,
+    )
+    logger.info("started a private local Ray instance (%s CPUs)", num_cpus or "all")
+
+
+def _join(address: str, num_cpus: int | None) -> None:
+    import ray
+
+    target = address
+    if address == "auto":
+        target = _recorded_address()
+        if target is None:
+            raise ConfigError(
+                "Ray address auto: no local Ray cluster is running (none recorded by "
+                "`ray start`); start one with `ray start --head`, or leave out --address "
+                "and RAY_ADDRESS for a private local Ray"
+            )
+    _probe(target)
+    if num_cpus is not None:
+        logger.info("joining a cluster: its own resources apply, not num_cpus=%d", num_cpus)
+    try:
+        ray.init(address=target, logging_level=logging.WARNING)
+    except (ConnectionError, RuntimeError, TimeoutError, ValueError) as exc:
+        reason = " ".join(str(exc).split())[:300]
+        message = f"could not join the Ray cluster at {target}: {reason}; {FIXES}"
+        raise ConfigError(message) from None
+    logger.info("joined the Ray cluster at %s", target)
 
 
 def quiet_ray_data() -> None:
