@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import math
 import sys
+from dataclasses import asdict
 from pathlib import Path
 from typing import Annotated
 
@@ -143,7 +145,8 @@ def search(
     setup_logging(False)
     hits = Index.open(index).search(query, top)
     if as_json:
-        typer.echo(json.dumps([hit.__dict__ for hit in hits], indent=2))
+        rows = [{k: _json_value(v) for k, v in asdict(hit).items()} for hit in hits]
+        typer.echo(json.dumps(rows, indent=2, allow_nan=False))
         return
     typer.echo(f"{'rank':>4}  {'final':>6}  {'semantic':>8}  {'luminance':>9}  {'local':>6}  uri")
     for rank, hit in enumerate(hits, start=1):
@@ -151,6 +154,27 @@ def search(
             f"{rank:>4}  {hit.score:6.3f}  {hit.semantic:8.3f}  {_fmt(hit.luminance):>9}  "
             f"{_fmt(hit.local):>6}  {hit.uri}" + (f"  [{hit.label}]" if hit.label else "")
         )
+
+
+@index_app.command("verify")
+@friendly_errors
+def verify(index: Annotated[Path, typer.Argument(help="Index folder.")]) -> None:
+    """Check every file of INDEX (shards included) against the sha256 in its manifest.
+
+    Opening an index hashes only what it reads in full; this reads everything, e.g. for an
+    index copied from elsewhere."""
+    from chromaref.retrieval import store
+
+    setup_logging(False)
+    manifest = store.read_manifest(index)
+    read = store.verify_files(index, manifest)
+    files = len(store.SEARCH_FILES) + len(manifest["shards"])
+    typer.echo(f"{index}: {files} files ({read / 1e6:.1f} MB) match the manifest")
+
+
+def _json_value(value: object) -> object:
+    """JSON has no NaN or infinity: such a score is written as null."""
+    return None if isinstance(value, float) and not math.isfinite(value) else value
 
 
 def _fmt(value: float | None) -> str:

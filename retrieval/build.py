@@ -173,11 +173,10 @@ def _ray_batches(
 
 def _refuse_to_replace_non_index(index_dir: Path) -> None:
     """A build replaces an old index; it must never replace a folder of other files."""
-    is_index = (index_dir / store.MANIFEST).is_file()
-    occupied = index_dir.is_file() or (index_dir.is_dir() and any(index_dir.iterdir()))
-    if occupied and not is_index:
+    reason = store.why_not_replaceable(index_dir)
+    if reason:
         raise ConfigError(
-            f"{index_dir} exists and is not a chromaref index; "
+            f"{index_dir} is not a chromaref index that a build may replace ({reason}); "
             "choose an empty or new folder for --out"
         )
 
@@ -265,6 +264,7 @@ def build_index(
             staging,
             index_dir,
             records,
+            corpus=corpus,
             model_id=model_id,
             dims=extractor.dims(),
             config=config,

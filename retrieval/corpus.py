@@ -8,17 +8,26 @@ Bytes are read later, inside the decode tasks, wherever those run.
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 import tarfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-from chromaref.platform.errors import ConfigError
-from chromaref.platform.images import IMAGE_SUFFIXES
+from chromaref.platform.errors import ChromarefError, ConfigError, FileError, ImageLoadError
+from chromaref.platform.images import IMAGE_SUFFIXES, MAX_PIXELS_ENV, max_pixels_limit
+from chromaref.retrieval.confine import CorpusRoot
 from chromaref.retrieval.storage import Location, locate
 
 PARQUET_BYTES_COLUMNS = ("image", "bytes", "image_bytes", "content")
+# Largest encoded image read: 8 bytes a pixel (16-bit RGBA stored raw, the most a decodable
+# image needs) at the pixel limit, plus 1 MiB for headers, EXIF and ICC profiles.
+BYTES_PER_PIXEL = 8
+HEADER_BYTES = 1 << 20
+_HINT = f" (the cap for one image; set {MAX_PIXELS_ENV} to raise it)"
 
 
 @dataclass(frozen=True)
@@ -121,24 +130,117 @@ def list_corpus(source: str | Path) -> list[CorpusItem]:
     return _list_folder(root)
 
 
-@lru_cache(maxsize=4)
-def _parquet_column(file: str) -> list[bytes]:
+def max_image_bytes() -> int:
+    """The byte cap for one image, derived from the pixel limit ($CHROMAREF_MAX_PIXELS)."""
+    return max_pixels_limit() * BYTES_PER_PIXEL + HEADER_BYTES
+
+
+@dataclass(frozen=True)
+class _ParquetFile:
+    """What reading one row needs: the bytes column and the row groups' extent and size."""
+
+    column: str
+    starts: tuple[int, ...]  # first row of each row group, then the total row count
+    declared: tuple[int, ...]  # uncompressed bytes of the column that each row group declares
+
+
+@contextmanager
+def _parquet_errors(file: str) -> Iterator[None]:
+    import pyarrow as pa
+
+    try:
+        yield
+    except ChromarefError:
+        raise
+    except (pa.ArrowException, ValueError) as exc:
+        raise FileError(file, f"not a readable Parquet file ({exc})") from None
+
+
+@lru_cache(maxsize=16)
+def _parquet_file(file: str) -> _ParquetFile:
     import pyarrow.parquet as pq
 
-    with locate(file).open() as f:
-        table = pq.read_table(f)
-    return table[_bytes_column(table.schema.names, file)].to_pylist()
+    with _parquet_errors(file), locate(file).open() as f:
+        meta = pq.ParquetFile(f).metadata
+        column = _bytes_column(meta.schema.to_arrow_schema().names, file)
+        groups = [meta.row_group(g) for g in range(meta.num_row_groups)]
+        declared = tuple(
+            sum(
+                group.column(leaf).total_uncompressed_size
+                for leaf in range(group.num_columns)
+                if group.column(leaf).path_in_schema.split(".")[0] == column
+            )
+            for group in groups
+        )
+    starts = [0]
+    for group in groups:
+        starts.append(starts[-1] + group.num_rows)
+    return _ParquetFile(column, tuple(starts), declared)
 
 
-def read_bytes(uri: str) -> bytes:
+@lru_cache(maxsize=2)
+def _parquet_group(file: str, group: int, column: str) -> list:
+    """One row group's image bytes (cached: decode tasks read a file's rows in order)."""
+    import pyarrow.parquet as pq
+
+    with _parquet_errors(file), locate(file).open() as f:
+        return pq.ParquetFile(f).read_row_group(group, columns=[column])[column].to_pylist()
+
+
+def _parquet_value(location: Location, row: int, limit: int) -> bytes:
+    """Row `row`'s image bytes; a row group whose footer declares more than `limit` bytes a
+    row is refused before it is read."""
+    file = str(location)
+    meta = _parquet_file(file)
+    if not 0 <= row < meta.starts[-1]:
+        raise FileError(file, f"has no row {row} (it holds {meta.starts[-1]})")
+    group = bisect.bisect_right(meta.starts, row) - 1
+    rows = meta.starts[group + 1] - meta.starts[group]
+    if meta.declared[group] > rows * limit:
+        raise FileError(file, f"row group {group} holds more than {limit} bytes an image{_HINT}")
+    value = _parquet_group(file, group, meta.column)[row - meta.starts[group]]
+    value = value.get("bytes") if isinstance(value, dict) else value
+    if not isinstance(value, bytes):
+        raise FileError(file, f"row {row} holds no image bytes")
+    if len(value) > limit:
+        raise FileError(file, f"row {row} holds {len(value)} bytes, more than {limit}{_HINT}")
+    return value
+
+
+def parse_uri(uri: str) -> tuple[str, str, tuple[int, ...]]:
+    """(kind, file location, numbers) of a corpus uri: ('file', LOCATION, ()),
+    ('parquet', LOCATION, (row,)) or ('tar', LOCATION, (offset, length))."""
+    for kind, count in (("parquet", 1), ("tar", 2)):
+        if uri.startswith(f"{kind}://"):
+            file, _, numbers = uri[len(kind) + 3 :].rpartition("#")
+            try:
+                values = tuple(int(v) for v in numbers.split(":"))
+            except ValueError:
+                values = ()
+            if not file or len(values) != count:
+                raise FileError(uri, f"malformed {kind}:// uri")
+            return kind, file, values
+    return "file", uri, ()
+
+
+def read_bytes(uri: str, *, root: CorpusRoot | None = None) -> bytes:
     """The encoded image behind a corpus uri: a file location, parquet://LOCATION#row or
-    tar://LOCATION#offset:length."""
-    if uri.startswith("parquet://"):
-        file, row = uri[len("parquet://") :].rsplit("#", 1)
-        value = _parquet_column(file)[int(row)]
-        return value["bytes"] if isinstance(value, dict) else value
-    if uri.startswith("tar://"):
-        file, span = uri[len("tar://") :].rsplit("#", 1)
-        offset, size = (int(v) for v in span.split(":"))
-        return locate(file).read(offset, size)
-    return locate(uri).read()
+    tar://LOCATION#offset:length.
+
+    Every read is bounded before it starts (by `max_image_bytes` and the file's size); with
+    `root`, the file must lie under that corpus root (see `chromaref.retrieval.confine`).
+
+    Raises:
+        ImageLoadError: (naming `uri`) it is refused, malformed, or names bytes outside its
+            file or beyond the cap.
+        OSError: the file cannot be read.
+    """
+    limit = max_image_bytes()
+    try:
+        kind, file, numbers = parse_uri(uri)
+        location = root.locate(file) if root is not None else locate(file)
+        if kind == "parquet":
+            return _parquet_value(location, numbers[0], limit)
+        return location.read(*numbers, limit=limit, limit_hint=_HINT)
+    except FileError as exc:
+        raise ImageLoadError(uri, exc.reason) from None

@@ -2,8 +2,11 @@
 
 Rows are kept in shard (= corpus listing) order; an image whose bytes were already seen is
 a duplicate and is skipped with the uri it duplicates, so the result does not depend on the
-order in which workers finished. Memory stays bounded: descriptors are streamed shard by
-shard into memory-mapped arrays, and FAISS reads the semantic vectors in batches.
+order in which workers finished. A row is also skipped, with its reason, when its
+descriptors are not finite or when a search could not read it back from the corpus root
+(e.g. a symbolic link out of the corpus): an index holds only rows it can serve. Memory stays
+bounded: descriptors are streamed shard by shard into memory-mapped arrays, and FAISS reads
+the semantic vectors in batches.
 """
 
 from __future__ import annotations
@@ -18,28 +21,55 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from chromaref.platform.errors import ConfigError
+from chromaref.platform.errors import ConfigError, FileError
 from chromaref.retrieval import store
+from chromaref.retrieval.confine import CorpusRoot
+from chromaref.retrieval.corpus import parse_uri
+from chromaref.retrieval.storage import locate
 from chromaref.retrieval.vector_index import build_vector_index
 
 if TYPE_CHECKING:
     from chromaref.retrieval.build import BuildConfig, BuildReport
 
 logger = logging.getLogger(__name__)
-ARRAYS = {"semantic": np.float32, "luminance": np.float16, "local": np.float16}
+
+
+def _finite_rows(column: pa.ChunkedArray) -> np.ndarray:
+    return np.isfinite(store.as_numpy(column, (-1,))).all(axis=1)
+
+
+def _refusal(root: CorpusRoot, uri: str, known: dict[str, str]) -> str:
+    """Why a search would refuse to read `uri` ('' when it would not), cached per file."""
+    try:
+        file = parse_uri(uri)[1]
+    except FileError as exc:
+        return exc.reason
+    if file not in known:
+        try:
+            root.resolve(file)
+            known[file] = ""
+        except FileError as exc:
+            known[file] = exc.reason
+    return known[file]
 
 
 def _keep_mask(
-    staging: Path, records: list[store.ShardRecord], skipped: list[tuple[str, str]]
+    staging: Path,
+    records: list[store.ShardRecord],
+    root: CorpusRoot,
+    skipped: list[tuple[str, str]],
 ) -> list[np.ndarray]:
-    """Per shard: which rows become index rows (usable and not a duplicate)."""
+    """Per shard: which rows become index rows (usable, servable and not a duplicate)."""
     first_uri: dict[str, str] = {}
+    known: dict[str, str] = {}
     masks = []
-    columns = ["uri", "sha1", "reason"]
+    columns = ["uri", "sha1", "reason", *store.DESCRIPTOR_COLUMNS]
     for table in store.iter_shard_tables(staging, records, columns):
-        uris, digests, reasons = (table[c].to_pylist() for c in columns)
+        uris, digests, reasons = (table[c].to_pylist() for c in columns[:3])
+        finite = np.logical_and.reduce([_finite_rows(table[c]) for c in store.DESCRIPTOR_COLUMNS])
         keep = np.zeros(len(uris), bool)
         for n, (uri, digest, reason) in enumerate(zip(uris, digests, reasons, strict=True)):
+            reason = reason or _refusal(root, uri, known) or ("" if finite[n] else store.NON_FINITE)
             if reason:
                 skipped.append((uri, reason))
             elif digest in first_uri:
@@ -54,25 +84,32 @@ def _keep_mask(
 def _write_rows_and_arrays(
     staging: Path, records: list[store.ShardRecord], masks: list[np.ndarray], dims: dict
 ) -> int:
+    """rows.parquet (with each row's descriptor digests) and the row-aligned .npy arrays."""
     count = int(sum(m.sum() for m in masks))
     arrays = {
         name: np.lib.format.open_memmap(
             staging / f"{name}.npy", mode="w+", dtype=dtype, shape=(count, *dims[name])
         )
-        for name, dtype in ARRAYS.items()
+        for name, dtype in store.DESCRIPTOR_DTYPES.items()
     }
     row_tables, offset = [], 0
-    columns = ["id", "uri", "label", "sha1", *ARRAYS]
+    digests: dict[str, list[np.ndarray]] = {name: [] for name in arrays}
+    columns = ["id", "uri", "label", "sha1", *arrays]
     for table, keep in zip(store.iter_shard_tables(staging, records, columns), masks, strict=True):
         table = table.filter(pa.array(keep))
         n = table.num_rows
-        for name in ARRAYS:
-            arrays[name][offset : offset + n] = store.as_numpy(table[name], dims[name])
+        for name, array in arrays.items():
+            values = store.as_numpy(table[name], dims[name]).astype(array.dtype, copy=False)
+            array[offset : offset + n] = values
+            digests[name].append(store.row_digests(values))
         row_tables.append(table.select(["id", "uri", "label", "sha1"]))
         offset += n
     for array in arrays.values():
         array.flush()
-    pq.write_table(pa.concat_tables(row_tables), staging / "rows.parquet")
+    rows = pa.concat_tables(row_tables)
+    for name, parts in digests.items():
+        rows = rows.append_column(f"digest_{name}", pa.array(np.concatenate(parts), pa.uint64()))
+    pq.write_table(rows, staging / store.ROWS)
     return count
 
 
@@ -81,14 +118,20 @@ def finalize_index(
     index_dir: Path,
     records: list[store.ShardRecord],
     *,
+    corpus: str | Path,
     model_id: str,
     dims: dict[str, tuple[int, ...]],
     config: BuildConfig,
     report: BuildReport,
 ) -> None:
-    """Consolidate, build FAISS, write the manifest, and swap the staging dir into place."""
+    """Consolidate, build FAISS, write the manifest, and swap the staging dir into place.
+
+    Raises:
+        ConfigError: no usable image, or `index_dir` is no longer replaceable.
+    """
     records = sorted(records, key=lambda r: r.index)
-    masks = _keep_mask(staging, records, report.skipped)
+    root = CorpusRoot(str(locate(corpus)), trust=True)  # the user's own corpus
+    masks = _keep_mask(staging, records, root, report.skipped)
     if not any(m.any() for m in masks):
         raise ConfigError(
             f"no usable reference image in the corpus ({len(report.skipped)} skipped); "
@@ -103,21 +146,24 @@ def finalize_index(
             yield np.ascontiguousarray(semantic[start : start + batch])
 
     vectors, vector_report = build_vector_index(batches, config=config.vectors, count=len(semantic))
-    vectors.save(staging / "semantic.faiss")
+    vectors.save(staging / store.FAISS)
     report.index_bytes = sum(p.stat().st_size for p in staging.rglob("*") if p.is_file())
     manifest = {
+        "format": store.FORMAT,
         "format_version": store.FORMAT_VERSION,
         "model_id": model_id,
         "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "corpus": root.text,
         "count": report.count,
         "dims": {k: list(v) for k, v in dims.items()},
         "metric": "inner_product",
         "vector_index": asdict(vector_report),
+        "files": {name: store.file_entry(staging / name) for name in store.SEARCH_FILES},
         "shards": [{"file": r.file, "sha256": r.sha256, "rows": r.rows} for r in records],
         "skipped": [list(s) for s in report.skipped],
         "build": config.model_dump(mode="json"),
         "report": {k: v for k, v in asdict(report).items() if k != "skipped"},
     }
-    store.write_json(staging / store.MANIFEST, manifest)
+    store.write_manifest(staging, manifest)
     store.swap_into_place(staging, index_dir)
     logger.info("index ready: %s (%d images)", index_dir, report.count)

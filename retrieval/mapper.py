@@ -2,7 +2,8 @@
 
 `decode_batch` is CPU work (read bytes, decode safely, reject unusable images, make the
 luminance thumbnail); `DescriptorMapper` is a callable class that loads the model once and
-turns thumbnails into descriptors. Batches are dicts of numpy arrays, as Ray Data passes them.
+turns thumbnails into descriptors (an image whose descriptors are not finite is rejected with
+that reason). Batches are dicts of numpy arrays, as Ray Data passes them.
 """
 
 from __future__ import annotations
@@ -14,8 +15,9 @@ import torch
 
 from chromaref.platform.color import mean_chroma
 from chromaref.platform.config import MIN_REFERENCE_CHROMA
-from chromaref.platform.errors import ChromarefError, ImageLoadError
+from chromaref.platform.errors import ChromarefError, FileError
 from chromaref.platform.images import load_image
+from chromaref.retrieval import store
 from chromaref.retrieval.corpus import read_bytes
 from chromaref.retrieval.descriptors import (
     DescriptorConfig,
@@ -30,7 +32,7 @@ def _decode_one(uri: str, image_size: int) -> tuple[np.ndarray, str, str]:
     try:
         data = read_bytes(uri)
         rgb = load_image(data, name=uri).rgb
-    except ImageLoadError as exc:
+    except FileError as exc:  # the uri is already in the skipped list: keep only the reason
         return empty, "", exc.reason
     except (ChromarefError, OSError) as exc:
         return empty, "", str(exc)
@@ -80,10 +82,16 @@ class DescriptorMapper:
             "luminance": np.zeros((n, *dims["luminance"]), np.float16),
             "local": np.zeros((n, *dims["local"]), np.float16),
         }
+        reasons = batch["reason"].astype(object)
         if ok.any():
             described = self.extractor(batch["thumbnail"][ok])
-            out["semantic"][ok] = described.semantic
-            out["luminance"][ok] = described.luminance
-            out["local"][ok] = described.local
-        rest = {k: v for k, v in batch.items() if k != "thumbnail"}
-        return {**rest, **out}
+            for name in out:
+                out[name][ok] = getattr(described, name)
+            finite = np.logical_and.reduce(
+                [np.isfinite(v.reshape(n, -1)).all(axis=1) for v in out.values()]
+            )
+            reasons[~finite] = store.NON_FINITE
+            for values in out.values():
+                values[~finite] = 0
+        rest = {k: v for k, v in batch.items() if k not in ("thumbnail", "reason")}
+        return {**rest, **out, "reason": np.array(reasons.tolist(), dtype=str)}

@@ -9,6 +9,8 @@ Decode tasks read by location wherever they run, so a Ray cluster reads a bucket
 
 from __future__ import annotations
 
+import os
+import stat
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -17,7 +19,7 @@ from urllib.parse import SplitResult, urlsplit, urlunsplit
 
 import pyarrow.fs as pafs
 
-from chromaref.platform.errors import ConfigError
+from chromaref.platform.errors import ConfigError, FileError
 
 _PATH_ONLY_SCHEMES = frozenset({"file", "hdfs", "viewfs"})  # the host is not part of the path
 
@@ -59,15 +61,55 @@ class Location:
     def relative_parts(self, descendant: Location) -> tuple[str, ...]:
         return tuple(descendant.path[len(self.path.rstrip("/")) + 1 :].split("/"))
 
-    def open(self) -> BinaryIO:
-        """A seekable binary file (remote files read ranges on demand)."""
-        return self.filesystem.open_input_file(self.path)
+    @property
+    def is_local(self) -> bool:
+        return isinstance(self.filesystem, pafs.LocalFileSystem)
 
-    def read(self, offset: int = 0, size: int | None = None) -> bytes:
+    def open(self) -> BinaryIO:
+        """A seekable binary file (remote files read ranges on demand).
+
+        A local path must be a regular file: a device (/dev/zero) or a FIFO is refused before
+        anything is read, and opening never blocks (O_NONBLOCK, which regular files ignore).
+
+        Raises:
+            FileError: a local path that is not a regular file.
+            OSError: the file cannot be opened.
+        """
+        if not self.is_local:
+            return self.filesystem.open_input_file(self.path)
+        fd = os.open(self.path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            os.close(fd)
+            raise FileError(self.path, "not a regular file (a device, FIFO or folder)")
+        return os.fdopen(fd, "rb")
+
+    def read(
+        self, offset: int = 0, size: int | None = None, *, limit: int, limit_hint: str = ""
+    ) -> bytes:
+        """Bytes [offset, offset + size) of the file (to its end when `size` is None).
+
+        The span is checked against the file's size and `limit` before a byte is read, so a
+        crafted span (or a huge file) costs nothing.
+
+        Raises:
+            FileError: the span lies outside the file, is longer than `limit`, or the file
+                changed while it was read.
+            OSError: the file cannot be read.
+        """
         with self.open() as f:
-            if offset:
-                f.seek(offset)
-            return f.read() if size is None else f.read(size)
+            total = f.seek(0, os.SEEK_END)
+            size = total - offset if size is None else size
+            if offset < 0 or size < 0 or offset + size > total:
+                raise FileError(
+                    self, f"bytes {offset}..{offset + size} lie outside the file ({total} bytes)"
+                )
+            if size > limit:
+                raise FileError(self, f"{size} bytes to read, more than {limit}{limit_hint}")
+            f.seek(offset)
+            data = f.read(size)
+        if len(data) != size:
+            raise FileError(self, f"read {len(data)} of {size} bytes: the file changed")
+        return data
 
 
 @lru_cache(maxsize=32)

@@ -52,6 +52,7 @@ START_K_FACTOR = 16  # IVF-PQ re-ranks k * k_factor PQ candidates with 8-bit sca
 MIN_POINTS_PER_CENTROID = 39  # below this FAISS k-means warns (and trains poorly)
 DIMS_PER_PQ_CODE = 8
 GPU_KINDS = frozenset({"flat", "ivfpq"})  # HNSW has no GPU version in FAISS
+SEARCH_PARAMS = frozenset({"efSearch", "nprobe", "k_factor"})
 
 
 class VectorIndexConfig(BaseModel):
@@ -203,7 +204,12 @@ class VectorIndex:
         gpu = _want_gpu(use_gpu) and meta["kind"] in GPU_KINDS
         if gpu:
             index, gpu = _to_gpu(index, meta["kind"])
-        return cls(index, kind=meta["kind"], search_params=meta["search_params"], gpu=gpu)
+        try:
+            return cls(index, kind=meta["kind"], search_params=meta["search_params"], gpu=gpu)
+        except RuntimeError:  # FAISS refuses a parameter this kind of index does not have
+            raise IndexFileError(
+                path, f"search parameters {meta['search_params']} do not fit a {meta['kind']} index"
+            ) from None
 
     def _use_params(self, params: dict[str, int]) -> None:
         """Apply efSearch / nprobe / k_factor through FAISS's ParameterSpace (GPU-aware)."""
@@ -660,5 +666,18 @@ def _read_sidecar(path: Path) -> dict[str, Any]:
     if meta["format"] != SIDECAR_FORMAT:
         raise IndexFileError(
             path, f"metadata format {meta['format']}, this chromaref reads {SIDECAR_FORMAT}"
+        )
+    params = meta["search_params"]
+    if not (
+        type(meta["count"]) is int
+        and type(meta["dim"]) is int
+        and isinstance(params, dict)
+        and set(params) <= SEARCH_PARAMS
+        and all(type(v) is int and v > 0 for v in params.values())
+    ):
+        raise IndexFileError(
+            path,
+            f"metadata file {sidecar.name} has a malformed count, dim or "
+            f"search_params (known: {sorted(SEARCH_PARAMS)})",
         )
     return meta
