@@ -124,7 +124,7 @@ def run_colorize(
                 )
             except ChromarefError as exc:
                 summary.failed.append((str(target.path), str(exc)))
-                logger.warning("skipped %s: %s", target.path, exc)
+                logger.info("skipped %s: %s", target.path, exc)  # the summary lists it
             bar.advance(task)
     return summary
 

@@ -110,7 +110,6 @@ class OutputClaims:
     wrote in this run, never a name longer than the file system takes."""
 
     def __init__(self, out: Path, protected: Iterable[Path]) -> None:
-        self._out = out
         self._protected = {p.resolve() for p in protected}
         self._owners: dict[Path, Path] = {}
         try:
@@ -121,9 +120,12 @@ class OutputClaims:
     def claim(self, target: Target, files: Sequence[Path], folders: Sequence[Path] = ()) -> None:
         """Reserve `files` (and check `folders`' names) for `target`, or raise before any work."""
         for path in [*files, *folders]:
-            for part in path.relative_to(self._out).parts:
-                if len(os.fsencode(part)) > self._name_max:
-                    raise FileError(path, _name_too_long(target, self._name_max))
+            if any(len(os.fsencode(part)) > self._name_max for part in path.parts):
+                raise FileError(
+                    target.path,
+                    f"its results' names would be longer than this file system allows "
+                    f"({self._name_max} bytes); give it a shorter name",
+                )
         for path in files:
             resolved = path.resolve()
             if resolved in self._protected:
@@ -133,19 +135,15 @@ class OutputClaims:
                 raise FileError(path, f"already written in this run for {owner}")
 
 
-def _name_too_long(target: Target, name_max: int) -> str:
-    return (
-        f"result file name too long (this file system allows {name_max} bytes); "
-        f"give {target.path.name} a shorter name"
-    )
-
-
 def write_error(path: Path, exc: OSError) -> FileError:
     """A failed write of `path` as one line a user can act on."""
     if exc.errno == errno.ENAMETOOLONG:
         return FileError(path, "file name too long for this file system")
-    if isinstance(exc, (FileExistsError, NotADirectoryError)):
-        return FileError(path, f"cannot write: {exc.filename} is a file, not a folder")
+    in_the_way = next((p for p in reversed(path.parents) if p.exists() and not p.is_dir()), None)
+    if in_the_way is not None:
+        return FileError(path, f"cannot write: {in_the_way} is a file, not a folder")
+    if isinstance(exc, PermissionError):
+        return FileError(path, "cannot write: permission denied")
     if isinstance(exc, IsADirectoryError):
         return FileError(path, "cannot write: a folder has this name")
     return FileError(path, f"cannot write ({exc.strerror or exc})")
