@@ -20,7 +20,7 @@ from __future__ import annotations
 import hashlib
 import random
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -187,11 +187,26 @@ def evaluate(
             result.skipped.append((str(path), str(exc)))
         else:  # a photo counts whole or not at all
             result.rows += photo.rows
-            result.grids[path.stem] = photo.grid
+            result.grids[_grid_name(path, images, result.grids)] = photo.grid
             result.diversity += photo.diversity
         if progress:
             progress(done, len(chosen))
     return result
+
+
+def _grid_name(path: Path, images: Path, taken: Mapping[str, object]) -> str:
+    """The name of a photo's grid file: its stem, or, when another photo of the run has that
+    stem (`x.png` beside `x.jpg`, `cat/x.jpg` and `dog/x.jpg`), its path under `images`, so
+    that no grid replaces another."""
+    used = {name.casefold() for name in taken}
+    if path.stem.casefold() not in used:
+        return path.stem
+    name = candidate = path.relative_to(images).as_posix().replace("/", "-")
+    number = 1
+    while candidate.casefold() in used:
+        number += 1
+        candidate = f"{name}-{number}"
+    return candidate
 
 
 def _color_photo(rng: random.Random, pool: list[Path], path: Path, tries: int = 20) -> np.ndarray:

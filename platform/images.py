@@ -1,7 +1,8 @@
 """The one safe image loader and saver used by every entry point (CLI, training, HTTP API).
 
 Images come from users, so decoding is treated as untrusted input: size limits are checked from
-the header before any pixel is decoded (decompression bombs), the whole file is decoded eagerly so
+the header before any pixel is decoded (decompression bombs), with Pillow's own guard moved to
+the same limit for the whole load (`_PillowGuard`), the whole file is decoded eagerly so
 truncation is reported here and not deep inside a model, every failure becomes an
 `ImageLoadError` that names the file and the reason, and every Pillow mode (CMYK, 16-bit, palette,
 alpha, ...) is normalised to one thing: an (H, W, 3) uint8 sRGB array with EXIF orientation
