@@ -40,6 +40,17 @@ class PropagationConfig(_Frozen):
     upsample_eps: float = Field(4.0, gt=0, description="guided upsampling regulariser (L^2)")
 
 
+class TrainedConfig(_Frozen):
+    """The trained colorizer: which model file, and how its grid ab reaches full resolution.
+
+    The network's own architecture comes from the file, never from here.
+    """
+
+    model: str | None = Field(None, description="colornet model file (chromaref train makes one)")
+    upsample_radius: int = Field(2, ge=1, description="guided upsampling window (working px)")
+    upsample_eps: float = Field(4.0, gt=0, description="guided upsampling regulariser (L^2)")
+
+
 # Mean Lab chroma below which an image counts as gray (no colors to transfer or recover);
 # the pipeline's default, and the bar index builds and evaluations apply to whole photos.
 MIN_REFERENCE_CHROMA = 2.0
@@ -51,6 +62,7 @@ class PipelineConfig(_Frozen):
     colorizer: str = "training-free"
     matching: MatchingConfig = MatchingConfig()
     propagation: PropagationConfig = PropagationConfig()
+    trained: TrainedConfig = TrainedConfig()
     min_reference_chroma: float = Field(
         MIN_REFERENCE_CHROMA, ge=0, description="mean Lab chroma below which a reference is gray"
     )
