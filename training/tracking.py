@@ -1,0 +1,154 @@
+"""MLflow, in one place: the only chromaref module that imports mlflow.
+
+One MLflow run per training run. The driver creates it (or reopens it on `--resume`) and
+passes its id on; world rank 0 of every attempt, restarts included, logs into that same run by
+id through `MlflowClient`, so no process depends on MLflow's global "active run".
+
+Default store: `sqlite:///mlruns.db` in the working folder, with artifacts under
+`mlartifacts/` (the experiment's artifact_location); any `MLFLOW_TRACKING_URI` replaces it.
+A local sqlite file serves one machine: on a multi-node cluster point every node at a
+tracking server (`MLFLOW_TRACKING_URI=http://...`).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from chromaref.platform.errors import ConfigError
+from chromaref.training.config import TrackingConfig
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_DB = "mlruns.db"
+DEFAULT_ARTIFACTS = "mlartifacts"
+MODEL_ARTIFACT_DIR = "model"
+_MAX_PARAM_CHARS = 500
+
+
+def resolve_tracking_uri(config: TrackingConfig, cwd: Path | None = None) -> str:
+    """The config's URI, else $MLFLOW_TRACKING_URI, else an absolute sqlite file in `cwd`
+    (absolute, because Ray workers run in other folders)."""
+    cwd = (cwd or Path.cwd()).resolve()
+    return (
+        config.tracking_uri
+        or os.environ.get("MLFLOW_TRACKING_URI")
+        or f"sqlite:///{cwd / DEFAULT_DB}"
+    )
+
+
+def _client(uri: str):
+    import mlflow
+    from mlflow import MlflowClient
+
+    for name in ("mlflow", "alembic"):  # table creation and migrations chatter at INFO
+        logging.getLogger(name).setLevel(logging.WARNING)
+    mlflow.set_tracking_uri(uri)  # the registry URI follows it
+    return MlflowClient(tracking_uri=uri)
+
+
+def flatten(values: dict[str, Any], prefix: str = "") -> dict[str, str]:
+    """{"loss": {"chroma_weight": 1}} -> {"loss.chroma_weight": "1"}, each value cut to what
+    an MLflow param holds."""
+    flat: dict[str, str] = {}
+    for key, value in values.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict) and value:
+            flat.update(flatten(value, f"{name}."))
+        else:
+            flat[name] = str(value)[:_MAX_PARAM_CHARS]
+    return flat
+
+
+class RunTracker:
+    """One MLflow run addressed by id; every method is safe to call from any process."""
+
+    def __init__(self, uri: str, run_id: str) -> None:
+        self.uri, self.run_id = uri, run_id
+        self.client = _client(uri)
+
+    @classmethod
+    def create(cls, uri: str, config: TrackingConfig, run_name: str, cwd: Path | None = None):
+        """A new run in the config's experiment (created with `mlartifacts/` beside the
+        default sqlite store as its artifact location).
+
+        Raises:
+            ConfigError: the tracking store cannot be reached or written.
+        """
+        try:
+            client = _client(uri)
+            experiment = client.get_experiment_by_name(config.experiment)
+            if experiment is None:
+                location = ((cwd or Path.cwd()).resolve() / DEFAULT_ARTIFACTS).as_uri()
+                experiment_id = client.create_experiment(
+                    config.experiment, artifact_location=location
+                )
+            else:
+                experiment_id = experiment.experiment_id
+            run = client.create_run(experiment_id, run_name=run_name)
+        except Exception as exc:  # mlflow raises many types for a bad URI or store
+            raise ConfigError(f"MLflow tracking at {uri}: {_first_line(exc)}") from None
+        logger.info("MLflow run %s (%s) at %s", run.info.run_id, run_name, uri)
+        return cls(uri, run.info.run_id)
+
+    def reopen(self) -> None:
+        """Mark a resumed run as running again."""
+        self.client.update_run(self.run_id, status="RUNNING")
+
+    def log_params(self, params: dict[str, Any]) -> None:
+        from mlflow.entities import Param
+
+        items = list(flatten(params).items())
+        for start in range(0, len(items), 100):  # MLflow takes at most 100 params per batch
+            batch = [Param(k, v) for k, v in items[start : start + 100]]
+            self.client.log_batch(self.run_id, params=batch)
+
+    def log_metrics(self, metrics: dict[str, float], step: int) -> None:
+        from mlflow.entities import Metric
+
+        now = int(time.time() * 1000)
+        batch = [Metric(k, float(v), now, step) for k, v in metrics.items()]
+        if batch:
+            self.client.log_batch(self.run_id, metrics=batch)
+
+    def log_text(self, text: str, artifact_file: str) -> None:
+        self.client.log_text(self.run_id, text, artifact_file)
+
+    def log_json(self, value: Any, artifact_file: str) -> None:
+        self.log_text(json.dumps(value, indent=2, sort_keys=True), artifact_file)
+
+    def log_image(self, rgb: np.ndarray, artifact_file: str) -> None:
+        self.client.log_image(self.run_id, rgb, artifact_file=artifact_file)
+
+    def log_file(self, path: Path, artifact_path: str) -> None:
+        self.client.log_artifact(self.run_id, str(path), artifact_path)
+
+    def register_model(self, name: str, model_file: Path, tags: dict[str, Any]) -> str:
+        """Log the model file under `model/` and register that folder as a new version of
+        `name` (an artifact-backed version: no Python code is pickled); returns the version.
+        """
+        self.log_file(model_file, MODEL_ARTIFACT_DIR)
+        run = self.client.get_run(self.run_id)
+        source = f"{run.info.artifact_uri}/{MODEL_ARTIFACT_DIR}"
+        if self.client.search_registered_models(filter_string=f"name = '{name}'") == []:
+            self.client.create_registered_model(name)
+        version = self.client.create_model_version(
+            name, source=source, run_id=self.run_id, tags={k: str(v) for k, v in tags.items()}
+        )
+        logger.info("registered %s version %s", name, version.version)
+        return str(version.version)
+
+    def finish(self, status: str = "FINISHED") -> None:
+        """End the run: FINISHED, FAILED or KILLED."""
+        self.client.set_terminated(self.run_id, status=status)
+
+
+def _first_line(exc: Exception) -> str:
+    lines = str(exc).strip().splitlines()
+    return lines[0][:200] if lines else type(exc).__name__
