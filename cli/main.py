@@ -13,14 +13,18 @@ from __future__ import annotations
 import sys
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from chromaref.cli._common import EXIT_PARTIAL, console, friendly_errors, setup_logging
 from chromaref.cli.eval_cmd import eval_command
 from chromaref.cli.index_app import index_app
+from chromaref.cli.train_cmd import train_command
 from chromaref.platform.errors import ChromarefError, ConfigError
+
+if TYPE_CHECKING:
+    from chromaref.cli._colorize import RunSummary
 
 app = typer.Typer(
     name="chromaref",
@@ -31,6 +35,7 @@ app = typer.Typer(
 )
 app.add_typer(index_app, name="index")
 app.command("eval")(eval_command)
+app.command("train")(train_command)
 
 
 class OutputFormat(StrEnum):
@@ -136,12 +141,18 @@ def colorize(
         )
     for path in summary.written:
         typer.echo(str(path))
-    if summary.failed:
-        console.print(f"[yellow]skipped {len(summary.failed)} file(s):[/yellow]")
-        for path, reason in summary.failed:
-            line = reason if reason.startswith(path) else f"{path}: {reason}"
-            console.print(f"  {line}", highlight=False)
-        raise typer.Exit(EXIT_PARTIAL)
+    _exit_if_skipped(summary)
+
+
+def _exit_if_skipped(summary: RunSummary) -> None:
+    """One line per skipped target, then exit 1: the run went on, but results are missing."""
+    if not summary.failed:
+        return
+    console.print(f"[yellow]skipped {len(summary.failed)} file(s):[/yellow]")
+    for path, reason in summary.failed:
+        line = reason if reason.startswith(path) else f"{path}: {reason}"
+        console.print(f"  {line}", highlight=False)
+    raise typer.Exit(EXIT_PARTIAL)
 
 
 @app.command()
@@ -168,10 +179,13 @@ def demo(
         debug=False,
         console=console,
         progress=False,
+        protected=[ref],
     )
-    console.print(f"demo: colorized {target.name} from {ref.name}; wrote:", highlight=False)
+    if not summary.failed:
+        console.print(f"demo: colorized {target.name} from {ref.name}; wrote:", highlight=False)
     for path in summary.written:
         typer.echo(str(path))
+    _exit_if_skipped(summary)
 
 
 @app.command()

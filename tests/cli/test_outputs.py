@@ -202,12 +202,16 @@ def test_an_unwritable_result_skips_only_its_target(tmp_path: Path, ref: Path, k
     assert not list(out.rglob("*.tmp"))
 
 
-def test_an_unwritable_out_stops_before_any_work(tmp_path: Path, ref: Path) -> None:
+@pytest.mark.parametrize("command", ["colorize", "demo"])
+def test_an_unwritable_out_stops_before_any_work(tmp_path: Path, ref: Path, command: str) -> None:
     _gray_copy("aloe_l", tmp_path / "in" / "aloe.png")
     out = tmp_path / "out"
     out.write_bytes(b"a file, not a folder")
 
-    result = _colorize(ref, out, tmp_path / "in")
+    if command == "demo":
+        result = runner.invoke(app, ["demo", "--out", str(out)], catch_exceptions=False)
+    else:
+        result = _colorize(ref, out, tmp_path / "in")
 
     assert result.exit_code == 2
     assert result.output.strip().splitlines() == [
