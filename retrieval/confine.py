@@ -107,11 +107,9 @@ class CorpusRoot:
         self.check()
         root, target = _split(self.text), _split(file)
         if target.scheme != root.scheme:
-            raise FileError(file, f"refused: not on the corpus's filesystem ({self.text})")
+            raise FileError(file, f"refused: not on the filesystem of the corpus ({self.text})")
         if (target.netloc, target.query, target.fragment) != (root.netloc, root.query, ""):
-            raise FileError(
-                file, f"refused: other filesystem options than the corpus root's ({self.text})"
-            )
+            raise FileError(file, f"refused: another bucket, host or options than {self.text}")
         if {".", ".."} & set(target.path.split("/")):
             raise FileError(file, "refused: the path contains '.' or '..' segments")
         if root.scheme not in _LOCAL_SCHEMES:

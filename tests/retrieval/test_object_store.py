@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from chromaref.platform.errors import ConfigError
+from chromaref.platform.errors import ConfigError, ImageLoadError
 from chromaref.platform.images import load_image
 from chromaref.retrieval.build import BuildConfig, build_index
 from chromaref.retrieval.corpus import list_corpus, read_bytes
@@ -31,11 +31,13 @@ def test_index_built_from_s3_matches_the_local_index(
     report = build_index(s3_corpus(layout), out, config=BuildConfig(runner="local"))
     local = Index.open(local_index)
     assert report.count == len(local)
-    index = Index.open(out)
+    index = Index.open(out, trust=True)  # its uris carry endpoint_override: our own index
     assert sorted(index.rows["label"]) == sorted(local.rows["label"])
     photo = load_image(sorted(corpus.glob("food/*.jpg"))[0]).rgb
     hit = index.search(photo, 1)[0]
     assert np.array_equal(index.load_reference(hit), photo)  # found itself, read back from S3
+    with pytest.raises(ImageLoadError, match=r"endpoint_override.*trust"):
+        Index.open(out).load_reference(hit)  # an index does not choose the endpoint by itself
 
 
 def test_missing_bucket_key_and_unknown_scheme_are_clear_errors(s3_corpus):
