@@ -508,7 +508,7 @@ def test_environment_limit_above_pillows_default_guard(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # 190 megapixels of one gray: over twice Pillow's default threshold (~89.5 MP), where Pillow
-    # alone raises DecompressionBombError; a ~200 KB file. Decoding it takes ~1.5 GB and ~7 s.
+    # alone raises DecompressionBombError; a ~200 KB file. Decoding it takes ~1.5 GB and 9-20 s.
     width, height = 19_000, 10_000
     assert 2 * Image.MAX_IMAGE_PIXELS < width * height < DEFAULT_MAX_PIXELS * 2
     path = tmp_path / "huge.png"
