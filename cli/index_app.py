@@ -152,7 +152,8 @@ def search(
     for rank, hit in enumerate(hits, start=1):
         typer.echo(
             f"{rank:>4}  {hit.score:6.3f}  {hit.semantic:8.3f}  {_fmt(hit.luminance):>9}  "
-            f"{_fmt(hit.local):>6}  {hit.uri}" + (f"  [{hit.label}]" if hit.label else "")
+            f"{_fmt(hit.local):>6}  {_printable(hit.uri)}"
+            + (f"  [{_printable(hit.label)}]" if hit.label else "")
         )
 
 
@@ -175,6 +176,11 @@ def verify(index: Annotated[Path, typer.Argument(help="Index folder.")]) -> None
 def _json_value(value: object) -> object:
     """JSON has no NaN or infinity: such a score is written as null."""
     return None if isinstance(value, float) and not math.isfinite(value) else value
+
+
+def _printable(text: str) -> str:
+    """Text from an index with control characters escaped, so it cannot drive the terminal."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 def _fmt(value: float | None) -> str:

@@ -489,3 +489,12 @@ def test_build_skips_links_out_of_the_corpus(corpus, tmp_path):
     assert "outside the index's corpus root" in reasons[str(root.resolve() / "food" / "link.jpg")]
     index = Index.open(tmp_path / "idx")
     assert all(u.startswith(str(root.resolve())) for u in index.rows["uri"])
+
+
+def test_search_table_escapes_control_characters_from_the_index(crafted, query):
+    index_dir, root = crafted
+    row = _row_of(index_dir, Path(query[1]).name)
+    _set_uris(index_dir, {row: f"{root.resolve()}/food/\x1b[2J\x1b]0;owned\x07x.jpg"})
+    result = _invoke("index", "search", str(index_dir), str(query[0]), "--top", "1")
+    assert result.exit_code == 0, result.output
+    assert "\x1b" not in result.output and "\\x1b[2J" in result.output
