@@ -4,11 +4,11 @@ The net reads `colornet_inputs(...)` on the matching grid and predicts ab there;
 upsampling along the target's own L brings that ab to full resolution, exactly as the
 training-free colorizer does, and the pipeline keeps the target's exact L.
 
-Why the grid and not the working resolution (256 px working copy, 64 x 96 grid, 2 CPU
-threads): colornet_small costs 0.78 GFLOP on the grid against 12.5 GFLOP on the upsampled
-256 x 384 input (min 51 ms vs 574 ms), colornet_base 13.4 vs 214 GFLOP; warped ab and the
-similarities are grid quantities that upsampling would only repeat, and the guided filter
-restores the target's edges afterwards.
+Why the grid and not the working resolution (256 px working copy: 64 x 96 grid vs 256 x 384
+pixels; 2 CPU threads on a shared, loaded machine, best of 7): colornet_small 0.39 vs
+6.2 GMAC (0.05-0.09 s vs 0.6-0.8 s), colornet_base 6.7 vs 107 GMAC (0.24 s vs 8 s). Warped ab
+and the similarities are grid quantities that upsampling would only repeat, and the guided
+filter restores the target's edges afterwards.
 
     >>> pipe = ColorizationPipeline(
     ...     PipelineConfig(colorizer="trained", trained=TrainedConfig(model="colornet.pt")))
@@ -45,8 +45,12 @@ def _check_matching(model: ColorNet, matching: MatchingConfig) -> None:
             f"{matching.backbone}; set matching.backbone={backbone} or use a model trained on "
             f"{matching.backbone}"
         )
-    current = matching.model_dump(mode="json")
-    differ = {k: (v, current[k]) for k, v in stored.items() if k in current and current[k] != v}
+    current = matching.model_dump(mode="json", exclude={"max_chunk_elements"})  # memory only
+    differ = {
+        k: (v, current[k])
+        for k, v in stored.items()
+        if k in current and current[k] != (list(v) if isinstance(v, tuple) else v)
+    }
     if differ:
         logger.warning("matching settings differ from training (trained, now): %s", differ)
 

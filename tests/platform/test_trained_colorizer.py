@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from chromaref.platform.color import chroma, gray_image, image_to_tensor, rgb_to_lab
+from chromaref.platform.color import gray_image, image_to_tensor, rgb_to_lab
 from chromaref.platform.config import MatchingConfig, PipelineConfig, TrainedConfig
 from chromaref.platform.errors import WeightsError
 from chromaref.platform.models import colornet_small
@@ -27,12 +27,20 @@ def _config(model: str | None, backbone: str = "efficientnet_lite0") -> Pipeline
     )
 
 
+# The output bias of the saved model: an untrained net predicts about this ab everywhere.
+BIAS_AB = (15.0, 25.0)
+
+
 @pytest.fixture(scope="module")
 def random_model(tmp_path_factory) -> str:
-    """A randomly initialised colornet_small saved as a trained run would save it."""
+    """A randomly initialised colornet_small whose output bias is set to BIAS_AB, saved as a
+    trained run would save it; the bias makes its prediction recognisable in the result."""
     torch.manual_seed(1)
+    net = colornet_small()
+    with torch.no_grad():
+        net.head[-1].bias.copy_(torch.atanh(torch.tensor(BIAS_AB) / net.config.ab_scale))
     path = tmp_path_factory.mktemp("models") / "colornet_small.pt"
-    colornet_small().save(path, run_id="random-init", matching=MatchingConfig().model_dump())
+    net.save(path, run_id="random-init", matching=MatchingConfig().model_dump())
     return str(path)
 
 
@@ -48,7 +56,8 @@ def test_random_model_colorizes_a_real_pair_end_to_end_keeping_l_and_size(
     lab_out, lab_gray = _lab(out.rgb), _lab(gray)
     l_error = (lab_out[:, 0] - lab_gray[:, 0]).abs()
     assert float(l_error.max()) < 1.0 and float(l_error.mean()) < 0.2  # 8-bit rounding only
-    assert float(chroma(lab_out).mean()) > 5.0  # the net's ab reached the output
+    median_ab = lab_out[0, 1:].flatten(1).median(dim=1).values
+    torch.testing.assert_close(median_ab, torch.tensor(BIAS_AB), atol=2.0, rtol=0)
     [training_free] = pipeline(gray, [reference])
     assert not np.array_equal(out.rgb, training_free.rgb)
     assert {"features", "correspondence", "colorize", "convert"} <= set(out.seconds)
@@ -74,3 +83,18 @@ def test_model_trained_on_another_backbone_is_refused(tmp_path):
     )
     with pytest.raises(WeightsError, match=r"trained on vgg16_hed features.*efficientnet_lite0"):
         ColorizationPipeline(_config(str(path)), device="cpu")
+
+
+def test_other_matching_settings_work_with_a_warning(tmp_path, caplog):
+    path = tmp_path / "stride8.pt"
+    trained_with = MatchingConfig(grid_stride=8, level_weights=(1.0, 1.0, 2.0, 2.0))
+    colornet_small().save(path, matching=trained_with.model_dump())
+    with caplog.at_level("WARNING"):
+        ColorizationPipeline(_config(str(path)), device="cpu")
+    assert "grid_stride" in caplog.text and "level_weights" in caplog.text
+    caplog.clear()
+    same = tmp_path / "same.pt"
+    colornet_small().save(same, matching=MatchingConfig(max_chunk_elements=1 << 12).model_dump())
+    with caplog.at_level("WARNING"):
+        ColorizationPipeline(_config(str(same)), device="cpu")
+    assert "differ" not in caplog.text
