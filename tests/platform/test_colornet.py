@@ -182,6 +182,7 @@ def test_unusable_model_files_are_refused_in_one_line_naming_the_file(tmp_path, 
     assert "chromaref train" in message and "\n" not in message
 
 
+@pytest.mark.slow
 def test_small_net_overfits_one_real_pair_through_every_input(pipeline, photo_rgb):
     """A few hundred Adam steps on one self-reference pair: the ab L1 loss falls far below
     both its start and the gray guess, and every input channel receives gradient."""
