@@ -222,14 +222,14 @@ def build_index(
     hint = "wait for that build to finish, or rerun with --wait SECONDS to queue behind it"
     with exclusive(index_dir, wait=wait, hint=hint):
         start = time.perf_counter()
-        if config.runner == "ray":  # a dead cluster fails here, before any work
-            from chromaref.retrieval.runtime import ensure_ray
-
-            ensure_ray(address)
         _refuse_to_replace_non_index(index_dir)
         items = list_corpus(corpus)
         if not items:
             raise ConfigError(f"corpus {corpus} holds no images")
+        if config.runner == "ray":  # a dead cluster fails here, before any model is loaded
+            from chromaref.retrieval.runtime import ensure_ray
+
+            ensure_ray(address)
         extractor = DescriptorExtractor(config.descriptor)
         model_id = extractor.model_id
         staging = store.staging_dir(index_dir)

@@ -79,7 +79,7 @@ def _endpoint(address: str) -> tuple[str, int]:
     return parts.hostname, port
 
 
-def _probe(address: str) -> None:
+def _probe(address: str, label: str) -> None:
     """Fail within seconds when nothing listens at the address (Ray itself would retry)."""
     host, port = _endpoint(address)
     start = time.monotonic()
@@ -88,7 +88,7 @@ def _probe(address: str) -> None:
     except OSError as exc:
         reason = exc.strerror or type(exc).__name__
         raise ConfigError(
-            f"the Ray cluster at {address} does not answer ({host}:{port}: {reason} after "
+            f"the Ray cluster at {label} does not answer ({host}:{port}: {reason} after "
             f"{time.monotonic() - start:.1f} s); {FIXES}"
         ) from None
 
@@ -115,16 +115,17 @@ def _start_private(num_cpus: int | None) -> None:
 def _join(address: str, num_cpus: int | None) -> None:
     import ray
 
-    target = address
+    target, label = address, address
     if address == "auto":
         target = _recorded_address()
+        label = f"{target} (auto: the cluster `ray start` recorded on this machine)"
         if target is None:
             raise ConfigError(
                 "Ray address auto: no local Ray cluster is running (none recorded by "
                 "`ray start`); start one with `ray start --head`, or leave out --address "
                 "and RAY_ADDRESS for a private local Ray"
             )
-    _probe(target)
+    _probe(target, label)
     if num_cpus is not None:
         logger.info("joining a cluster: its own resources apply, not num_cpus=%d", num_cpus)
     try:
