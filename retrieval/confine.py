@@ -21,6 +21,7 @@ from __future__ import annotations
 import os
 import posixpath
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from urllib.parse import SplitResult, parse_qsl, urlsplit
 
@@ -69,6 +70,14 @@ class CorpusRoot:
     trust: bool = False
     origin: str = "manifest.json"
 
+    @cached_property
+    def _parts(self) -> SplitResult:
+        return _split(self.text)
+
+    @cached_property
+    def _real_root(self) -> str:
+        return os.path.realpath(self._parts.path)
+
     def check(self) -> None:
         """Refuse a root from which no reference may be read at this trust level.
 
@@ -76,7 +85,7 @@ class CorpusRoot:
             IndexFileError: (naming the manifest) the root is not absolute, or an untrusted
                 index asks for filesystem options, credentials or a host.
         """
-        parts = _split(self.text)
+        parts = self._parts
         if parts.scheme in _LOCAL_SCHEMES:
             if parts.netloc or parts.query or not posixpath.isabs(parts.path):
                 raise IndexFileError(self.origin, f"corpus root {self.text!r} is not absolute")
@@ -105,7 +114,7 @@ class CorpusRoot:
             FileError: (naming `file`) it is not under the root, or the root is refused.
         """
         self.check()
-        root, target = _split(self.text), _split(file)
+        root, target = self._parts, _split(file)
         if target.scheme != root.scheme:
             raise FileError(file, f"refused: not on the filesystem of the corpus ({self.text})")
         if (target.netloc, target.query, target.fragment) != (root.netloc, root.query, ""):
@@ -118,7 +127,7 @@ class CorpusRoot:
             return file
         if not posixpath.isabs(target.path):
             raise FileError(file, "refused: not an absolute path")
-        real_root = os.path.realpath(root.path)
+        real_root = self._real_root
         real = os.path.realpath(target.path)
         if not _within(real, real_root):
             how = " through a symbolic link" if _within(target.path, root.path) else ""
@@ -128,6 +137,6 @@ class CorpusRoot:
     def locate(self, file: str) -> Location:
         """Where to read `file` from, once `resolve` allowed it (see there for errors)."""
         resolved = self.resolve(file)
-        if _split(self.text).scheme in _LOCAL_SCHEMES:
+        if self._parts.scheme in _LOCAL_SCHEMES:
             return Location(pafs.LocalFileSystem(), resolved)
         return locate(resolved)

@@ -85,8 +85,8 @@ def write_shard(path: Path, rows: dict[str, np.ndarray]) -> str:
             **{k: _column(rows[k]) for k in DESCRIPTOR_COLUMNS},
         }
     )
-    with atomic_path(path) as tmp:
-        pq.write_table(table, tmp)
+    with atomic_path(path) as tmp:  # no dictionaries for floats: 5x faster to write and read
+        pq.write_table(table, tmp, use_dictionary=["label", "reason"])
     return sha256_file(path)
 
 
