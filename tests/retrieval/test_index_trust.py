@@ -399,9 +399,15 @@ def test_colorize_auto_and_the_installed_cli_refuse_a_damaged_index(crafted, que
     result = _invoke(
         "colorize", str(query[0]), "--auto", "--index", str(index_dir), "-q", "--out", str(out)
     )
-    # every target fails the same way; the run reports it (a per-target failure, exit 1)
+    # found at search time, inside the per-target loop of `run_colorize` (cli/_colorize.py),
+    # which reports it as a failed target (exit 1) unless it lets index errors stop the run
     assert result.exit_code in (1, 2) and "luminance.npy" in result.output
     assert "NaN" in result.output and "internal error" not in result.output
+    _truncate(index_dir / "rows.parquet")  # found when the index is opened: exit 2
+    result = _invoke(
+        "colorize", str(query[0]), "--auto", "--index", str(index_dir), "-q", "--out", str(out)
+    )
+    assert str(index_dir / "rows.parquet") in _one_error_line(result)
     _truncate(index_dir / "manifest.json")
     cli = Path(sys.executable).with_name("chromaref")
     done = subprocess.run(
