@@ -1,4 +1,4 @@
-"""`chromaref index build|search`: reference indexes over image corpora."""
+"""`chromaref index build|search|verify`: reference indexes over image corpora."""
 
 from __future__ import annotations
 
