@@ -117,14 +117,15 @@ class Index:
         self.extractor = extractor
         self.corpus = CorpusRoot(manifest["corpus"], trust=trust, origin=str(path / store.MANIFEST))
         count, dims = int(manifest["count"]), manifest["dims"]
+        # the arrays first: their file sizes bound `count` before anything is read in full
+        self._arrays = {
+            name: _open_array(path, name, (count, *dims[name])) for name in store.DESCRIPTOR_DTYPES
+        }
         store.verify_files(path, manifest, _OPENED_IN_FULL)
         self.vectors = _load_vectors(path, count, int(np.prod(dims["semantic"])))
         table = _read_rows(path, count)
         self._digests = {n: table[f"digest_{n}"].to_numpy() for n in store.DESCRIPTOR_DTYPES}
         self.rows = table.select(["id", "uri", "label", "sha1"]).to_pydict()
-        self._arrays = {
-            name: _open_array(path, name, (count, *dims[name])) for name in store.DESCRIPTOR_DTYPES
-        }
 
     @classmethod
     def open(
