@@ -21,6 +21,7 @@ import fcntl
 import json
 import logging
 import os
+import re
 import socket
 import sys
 import threading
@@ -34,6 +35,7 @@ from chromaref.platform.errors import ChromarefError
 
 logger = logging.getLogger(__name__)
 POLL_S = 0.2
+_CREDENTIALS = re.compile(r"(\w+://)[^/@\s]+@")
 _held: dict[Path, int] = {}  # lock file -> thread holding it, in this process
 _held_guard = threading.Lock()
 
@@ -50,7 +52,8 @@ class Holder:
     @classmethod
     def current(cls) -> Holder:
         since = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
-        return cls(os.getpid(), socket.gethostname(), since, " ".join(sys.argv)[:300])
+        command = _CREDENTIALS.sub(r"\1***@", " ".join(sys.argv))[:300]  # s3://key:secret@
+        return cls(os.getpid(), socket.gethostname(), since, command)
 
     def __str__(self) -> str:
         if self.pid is None:

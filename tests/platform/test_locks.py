@@ -26,10 +26,10 @@ with exclusive(sys.argv[1]):
 """
 
 
-def _holder(target: Path) -> subprocess.Popen[str]:
+def _holder(target: Path, *args: str) -> subprocess.Popen[str]:
     """A separate process that holds the lock on `target` until its stdin is closed."""
     proc = subprocess.Popen(
-        [sys.executable, "-c", HOLD, str(target)],
+        [sys.executable, "-c", HOLD, str(target), *args],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,
@@ -45,7 +45,7 @@ def _release(proc: subprocess.Popen[str]) -> None:
 
 def test_second_holder_fails_at_once_naming_the_first(tmp_path):
     target = tmp_path / "idx"
-    holder = _holder(target)
+    holder = _holder(target, "s3://key:secret@bucket/corpus")
     try:
         start = time.monotonic()
         with pytest.raises(LockHeldError) as caught, exclusive(target, hint="try later"):
@@ -55,6 +55,7 @@ def test_second_holder_fails_at_once_naming_the_first(tmp_path):
         assert f"pid {holder.pid} on {socket.gethostname()}" in message
         assert str(lock_file(target)) in message and message.endswith("try later")
         assert "\n" not in message
+        assert "s3://***@bucket/corpus" in message and "secret" not in message
     finally:
         _release(holder)
     assert not lock_file(target).exists()  # the holder removed it on its way out
