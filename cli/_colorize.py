@@ -26,7 +26,12 @@ from chromaref.cli._outputs import (
 from chromaref.platform.color import gray_from_l, tensor_to_image
 from chromaref.platform.colorizers import PreparedImage
 from chromaref.platform.debug import correspondence_images
-from chromaref.platform.errors import ChromarefError, ConfigError
+from chromaref.platform.errors import (
+    ChromarefError,
+    ConfigError,
+    IndexFileError,
+    IndexMismatchError,
+)
 from chromaref.platform.grid import make_grid
 from chromaref.platform.images import LoadedImage, load_image, save_image
 from chromaref.platform.pipeline import ColorizationPipeline
@@ -107,6 +112,7 @@ def run_colorize(
     Raises:
         ConfigError: no images in `inputs`.
         FileError: `out` cannot be made or written to.
+        IndexFileError, IndexMismatchError: the index behind `references_for` is damaged.
     """
     targets = discover_targets(inputs, out)
     if not targets:
@@ -122,6 +128,8 @@ def run_colorize(
                 _colorize_one(
                     pipeline, target, references_for, out, fmt, debug, claims, summary.written
                 )
+            except (IndexFileError, IndexMismatchError):
+                raise  # a damaged index fails every target alike: stop with its one line
             except ChromarefError as exc:
                 summary.failed.append((str(target.path), str(exc)))
                 logger.info("skipped %s: %s", target.path, exc)  # the summary lists it

@@ -72,6 +72,13 @@ def colorize(
     index: Annotated[
         Path | None, typer.Option(help="With --auto: index folder (`chromaref index build`).")
     ] = None,
+    trust_index: Annotated[
+        bool,
+        typer.Option(
+            help="With --auto: let the index's object-store options (endpoint, scheme, region) "
+            "apply; only for indexes you built or trust (see docs/retrieval.md)."
+        ),
+    ] = False,
     out: Annotated[Path, typer.Option("--out", "-o", help="Output folder.")] = Path(
         "chromaref-out"
     ),
@@ -113,7 +120,7 @@ def colorize(
         from chromaref.retrieval.index import Index
 
         references_for = auto_references(
-            pipeline, Index.open(index) if index else default_index(), top
+            pipeline, Index.open(index, trust=trust_index) if index else default_index(), top
         )
     else:
         references_for = fixed_references(pipeline, reference)

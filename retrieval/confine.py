@@ -34,8 +34,8 @@ TRUSTED_ENV = "CHROMAREF_TRUSTED_INDEXES"
 BUCKET_SCHEMES = frozenset({"s3", "gs", "gcs"})  # the authority names a bucket, not a host
 _LOCAL_SCHEMES = frozenset({"", "file"})
 _TRUST_HINT = (
-    f"open the index with trust (Index.open(path, trust=True), or list its folder in "
-    f"${TRUSTED_ENV}) only if you built it or trust where it came from"
+    f"open the index with trust (`colorize --trust-index`, Index.open(path, trust=True), or "
+    f"list its folder in ${TRUSTED_ENV}) only if you built it or trust where it came from"
 )
 
 

@@ -45,3 +45,21 @@ def test_missing_bucket_key_and_unknown_scheme_are_clear_errors(s3_corpus):
         list_corpus(s3_corpus("no/such/prefix"))
     with pytest.raises(ConfigError, match="cannot open"):
         list_corpus("nosuchfs://bucket/corpus")
+
+
+def test_colorize_auto_reads_an_object_store_index_only_with_trust_index(
+    corpus, s3_corpus, tmp_path
+):
+    from typer.testing import CliRunner
+
+    from chromaref.cli.main import app
+
+    index = tmp_path / "index"
+    build_index(s3_corpus("tree"), index, config=BuildConfig(runner="local"))
+    target = sorted(corpus.glob("food/*.jpg"))[0]
+    args = ["colorize", str(target), "--auto", "--top", "1", "--index", str(index), "-q"]
+    refused = CliRunner().invoke(app, [*args, "--out", str(tmp_path / "refused")])
+    assert refused.exit_code == 2 and "--trust-index" in refused.output
+    trusted = CliRunner().invoke(app, [*args, "--trust-index", "--out", str(tmp_path / "ok")])
+    assert trusted.exit_code == 0, trusted.output
+    assert len(list((tmp_path / "ok").glob("*__auto1-*.png"))) == 1
