@@ -12,6 +12,7 @@ any worker starts (a bad key or value: one line, exit 2). See docs/training.md.
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -29,6 +30,13 @@ from rich.progress import (
 from rich.text import Text
 
 from chromaref.cli._common import EXIT_PARTIAL, console, friendly_errors, setup_logging
+
+# Worker lines Ray Train 2.60 prints whatever its LoggingConfig says: one per report, and,
+# on a local Ray without a dashboard, a state-API warning every second from its placement-group
+# cleaner. They would bury the progress bar; --verbose shows them.
+RAY_NOISE = (
+    "Reporting training result|Failed to query Ray Train Controller actor state|PreemptionWatcher"
+)
 
 
 class _StepsPerSecond(ProgressColumn):
@@ -67,6 +75,8 @@ def train_command(
 ) -> None:
     """Train the learned colorization sub-net on color photos (Ray Train DDP, MLflow tracking);
     the final model is written to --out and registered as `chromaref-colorizer`."""
+    if not verbose:  # read by Ray when it is imported, below
+        os.environ.setdefault("RAY_DEDUP_LOGS_SKIP_REGEX", RAY_NOISE)
     from chromaref.training.config import parse_assignment, read_yaml, resolve_config
     from chromaref.training.trainer import WorkersFailedError, resume_config, train
 

@@ -52,6 +52,9 @@ from chromaref.training.validation import Scores, score_pairs, validation_pairs
 logger = logging.getLogger(__name__)
 
 GRID_ROWS = 4
+# Ray Train 2.60 registers a checkpoint only after polling every rank's report (every 2 s): a
+# worker that dies sooner takes its report along and the restart uses the checkpoint before.
+FAIL_DELAY_S = 5.0
 
 
 def train_loop(loop_config: dict[str, Any]) -> dict[str, Any]:
@@ -123,7 +126,8 @@ def train_loop(loop_config: dict[str, Any]) -> dict[str, Any]:
     for pairs in loader:
         step += 1
         if _inject_failure(config, step, rank, world, resumed=checkpoint is not None):
-            os._exit(1)  # test-only: a worker dying mid-run
+            time.sleep(FAIL_DELAY_S)  # test-only: a worker dying mid-run, once the controller
+            os._exit(1)  # has collected the last report (it polls every 2 s)
         batch = make_batch(pipeline, pairs)
         losses = compute_losses(model(batch.inputs), batch, perceptual, config.loss)
         loss = losses.total
@@ -150,10 +154,6 @@ def train_loop(loop_config: dict[str, Any]) -> dict[str, Any]:
             metrics.update(logged)
             if progress is not None:
                 progress.update.remote(step=step, total=total_steps, loss=logged["train/loss"])
-        if step % config.log_every == 0:
-            sums.clear()
-            interval_start = time.perf_counter()
-
         if step % per_epoch == 0 or step == total_steps:
             epoch = math.ceil(step / per_epoch)
             scores, validated = _validate(raw_model, pipeline, val_pairs, config, device, master)
@@ -165,6 +165,9 @@ def train_loop(loop_config: dict[str, Any]) -> dict[str, Any]:
                     tracker.log_image(grid, f"samples/epoch_{epoch:03d}_step_{step:07d}.png")
         if step % config.checkpoint_every == 0 or step == total_steps:
             _report(step, metrics, raw_model, optimizer, config, run_id, master)
+        if step % config.log_every == 0:  # throughput counts training steps only
+            sums.clear()
+            interval_start = time.perf_counter()
     return {"status": "done", "step": step, "metrics": metrics}
 
 

@@ -236,7 +236,7 @@ class _ProgressPoller:
 
 
 def _trainer(config: TrainConfig, name: str, loop_config: dict[str, Any]):
-    from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
+    from ray.train import CheckpointConfig, FailureConfig, LoggingConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchConfig, TorchTrainer
 
     from chromaref.training.loop import train_loop
@@ -255,6 +255,9 @@ def _trainer(config: TrainConfig, name: str, loop_config: dict[str, Any]):
             storage_path=_storage(config),
             failure_config=FailureConfig(max_failures=config.max_failures),
             checkpoint_config=CheckpointConfig(num_to_keep=config.keep_checkpoints),
+            logging_config=LoggingConfig(
+                log_level="INFO" if logger.isEnabledFor(logging.INFO) else "ERROR"
+            ),
         ),
     )
 

@@ -1,0 +1,80 @@
+"""TrainConfig: YAML + overrides, and bad settings as one-line errors through the real CLI."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from chromaref.cli.main import app
+from chromaref.platform.errors import ConfigError
+from chromaref.training.config import parse_assignment, read_yaml, resolve_config, to_yaml
+
+
+def test_yaml_then_command_line_overrides(tmp_path):
+    path = tmp_path / "train.yaml"
+    path.write_text(yaml.safe_dump({"batch_size": 4, "loss": {"chroma_weight": 2.0}, "epochs": 3}))
+    config = resolve_config(
+        read_yaml(path),
+        {"batch_size": 2, **dict([parse_assignment("loss.perceptual_weight=0.5")])},
+    )
+    assert config.batch_size == 2  # the command line wins
+    assert config.loss.chroma_weight == 2.0 and config.epochs == 3  # the file's
+    assert config.loss.perceptual_weight == 0.5  # --set, dotted
+    assert config.loss.smoothness_weight == 0.05  # the default
+    assert resolve_config(yaml.safe_load(to_yaml(config))) == config  # round trip
+
+
+def test_the_example_config_is_valid():
+    config = resolve_config(read_yaml("configs/train.yaml"), source="configs/train.yaml")
+    assert config.model == "colornet_small" and config.tracking.registered_model
+
+
+@pytest.mark.parametrize(
+    ("settings", "expected"),
+    [
+        ({"loss": {"bogus": 1}}, "unknown setting 'loss.bogus'"),
+        ({"optim": {"lr": "fast"}}, "optim.lr: Input should be a valid number"),
+        ({"model": "colornet_huge"}, "unknown model 'colornet_huge'"),
+        ({"model_options": {"width": 6}}, "invalid ColorNet config"),
+    ],
+    ids=["unknown-key", "wrong-type", "unknown-model", "bad-model-option"],
+)
+def test_bad_settings_are_one_line_errors_with_exit_2(tmp_path, settings, expected):
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump(settings))
+    result = CliRunner().invoke(app, ["train", "--config", str(path), "--corpus", "nowhere"])
+    assert result.exit_code == 2, result.output
+    [line] = result.output.strip().splitlines()
+    assert line.startswith(f"error: {path}: ") and expected in line
+
+
+def test_set_with_a_wrong_type_through_the_installed_command(tmp_path):
+    # the real entry point, in a fresh process: fails before Ray or any worker starts
+    result = subprocess.run(
+        [str(Path(sys.executable).parent / "chromaref"), "train", "--set", "workers=two"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=120,
+    )
+    assert result.returncode == 2, result.stderr
+    [line] = result.stderr.strip().splitlines()
+    assert "workers: Input should be a valid integer" in line and "'two'" in line
+    assert not (tmp_path / "mlruns.db").exists()
+
+
+def test_bad_yaml_and_bad_assignment_are_config_errors(tmp_path):
+    path = tmp_path / "broken.yaml"
+    path.write_text("loss: [unclosed\n")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        read_yaml(path)
+    path.write_text("- a list\n")
+    with pytest.raises(ConfigError, match="expected a mapping"):
+        read_yaml(path)
+    with pytest.raises(ConfigError, match="KEY=VALUE"):
+        parse_assignment("lr")

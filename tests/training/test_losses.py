@@ -1,0 +1,53 @@
+"""Branch losses on real pairs: they fall when ColorNet overfits one batch."""
+
+from __future__ import annotations
+
+import torch
+
+from chromaref.training.checkpoint import new_colornet
+from chromaref.training.config import resolve_config
+from chromaref.training.inputs import make_batch
+from chromaref.training.losses import PerceptualLoss, compute_losses, smoothness
+from chromaref.training.pairs import (
+    CHROMA,
+    PERCEPTUAL,
+    PairMaker,
+    drop_duplicates,
+    sample_rng,
+    scan_items,
+)
+
+
+def test_losses_of_both_branches_fall_on_an_overfit_of_one_batch(pipeline, train_corpus, tiny):
+    from chromaref.retrieval.corpus import list_corpus
+
+    config = resolve_config(tiny, {"matching.working_size": 64})
+    photos, _ = drop_duplicates(scan_items(list_corpus(train_corpus)[:4], min_chroma=2.0))
+    maker = PairMaker(photos, photos, {}, config.data, 64)
+    pairs = [maker.pair(i, sample_rng(0, i), (CHROMA, PERCEPTUAL)[i % 2]) for i in range(4)]
+    batch = make_batch(pipeline, pairs)
+    assert batch.chroma.tolist() == [True, False, True, False]
+    model = new_colornet(config, pipeline.backbone)
+    optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
+    perceptual = PerceptualLoss(pipeline.backbone, config.loss.perceptual_levels)
+    history = []
+    for _ in range(25):
+        losses = compute_losses(model(batch.inputs), batch, perceptual, config.loss)
+        history.append({k: float(s) / n for k, (s, n) in losses.terms.items()})
+        history[-1]["total"] = float(losses.total)
+        optimizer.zero_grad()
+        losses.total.backward()
+        optimizer.step()
+    first, last = history[0], history[-1]
+    assert last["total"] < 0.6 * first["total"]
+    assert last["chroma"] < first["chroma"] and last["perceptual"] < first["perceptual"]
+
+
+def test_smoothness_is_cheap_at_luminance_edges_and_dear_in_flat_regions():
+    ab = torch.zeros(1, 2, 8, 8)
+    ab[..., 4:] = 40.0  # a chroma step between columns 3 and 4
+    flat = torch.full((1, 1, 8, 8), 50.0)
+    edge = flat.clone()
+    edge[..., 4:] = 80.0  # the same step in L
+    assert float(smoothness(torch.zeros_like(ab), flat, 5.0)) == 0.0
+    assert float(smoothness(ab, edge, 5.0)) < 0.01 * float(smoothness(ab, flat, 5.0))

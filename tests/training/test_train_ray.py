@@ -1,0 +1,146 @@
+"""Real Ray Train runs (2 gloo workers on a local Ray) tracked in a real MLflow sqlite store:
+metrics and a registered model, a worker killed mid-run, a diverging loss, --resume."""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from chromaref.training.config import resolve_config
+
+pytestmark = [pytest.mark.ray, pytest.mark.slow]
+
+
+@pytest.fixture(scope="module")
+def local_ray():
+    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+    import ray
+
+    ray.init(num_cpus=4, include_dashboard=False, logging_level="WARNING")
+    yield
+    ray.shutdown()
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory) -> Path:
+    """One MLflow store (sqlite:///mlruns.db + mlartifacts/) shared by the module's runs."""
+    return tmp_path_factory.mktemp("train_runs")
+
+
+@pytest.fixture
+def in_workdir(workdir, monkeypatch) -> Path:
+    monkeypatch.chdir(workdir)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    return workdir
+
+
+def _client(workdir: Path):
+    from mlflow import MlflowClient
+
+    return MlflowClient(f"sqlite:///{workdir / 'mlruns.db'}")
+
+
+def _history(client, run_id: str, key: str) -> list[tuple[int, float]]:
+    return sorted((m.step, m.value) for m in client.get_metric_history(run_id, key))
+
+
+def _own_lines(output: str) -> list[str]:
+    """The command's own lines: Ray forwards worker logs to the driver's (here captured)
+    streams, prefixed with the process, e.g. "(RayTrainWorker pid=12) ..."."""
+    ray_line = re.compile(r"^(\x1b\[\d+m)?\(\w+ pid=\d+")
+    return [line for line in output.strip().splitlines() if not ray_line.match(line)]
+
+
+def test_two_workers_log_metrics_and_register_a_model(local_ray, in_workdir, train_corpus, tiny):
+    from chromaref.platform.models import ColorNet
+    from chromaref.training.trainer import train
+
+    config = resolve_config(
+        tiny,
+        {"corpus": str(train_corpus), "workers": 2, "steps": 4, "checkpoint_every": 2},
+    )
+    result = train(config)
+
+    client = _client(in_workdir)
+    run = client.get_run(result.mlflow_run_id)
+    assert run.info.status == "FINISHED"
+    assert run.data.params["workers"] == "2" and run.data.params["loss.chroma_weight"] == "1.0"
+    assert [step for step, _ in _history(client, run.info.run_id, "train/loss")] == [1, 2, 3, 4]
+    for key in ("train/chroma", "train/perceptual", "val/self/psnr", "val/other/ssim_ab"):
+        assert _history(client, run.info.run_id, key), key
+    assert 5 < result.metrics["val/self/psnr"] < 60
+    assert result.dataset["skipped"] == 2 and result.dataset["usable"] == 12
+    artifacts = {a.path for a in client.list_artifacts(run.info.run_id, "samples")}
+    assert artifacts and all(path.endswith(".png") for path in artifacts)
+    assert {a.path for a in client.list_artifacts(run.info.run_id, "config")} == {
+        "config/train.yaml"
+    }
+    [version] = client.search_model_versions(f"run_id = '{run.info.run_id}'")
+    assert version.name == "chromaref-colorizer" and str(version.version) == result.model_version
+    assert float(version.tags["val/self/psnr"]) == pytest.approx(
+        result.metrics["val/self/psnr"], rel=1e-3
+    )
+    model = ColorNet.from_file(result.model_file)  # the other helper's format, rebuilt from it
+    assert model.meta.run_id == run.info.run_id
+    assert model.meta.dataset["split_sha1"] == result.dataset["split_sha1"]
+
+
+def test_killed_worker_restarts_from_checkpoint_in_the_same_run(
+    local_ray, in_workdir, train_corpus, tiny
+):
+    from chromaref.training.trainer import train
+
+    settings = {"corpus": str(train_corpus), "workers": 2, "steps": 4, "checkpoint_every": 2}
+    config = resolve_config(tiny, {**settings, "max_failures": 1, "debug.fail_at_step": 3})
+    result = train(config)
+
+    client = _client(in_workdir)
+    assert client.get_run(result.mlflow_run_id).info.status == "FINISHED"
+    runs = client.search_runs(
+        [client.get_run(result.mlflow_run_id).info.experiment_id],
+        filter_string=f"attributes.run_name = '{result.run_name}'",
+    )
+    assert [r.info.run_id for r in runs] == [result.mlflow_run_id]  # one run across attempts
+    assert _history(client, result.mlflow_run_id, "train/resumed_from_step") == [(2, 2.0)]
+    steps = [s for s, _ in _history(client, result.mlflow_run_id, "train/loss")]
+    assert steps == [1, 2, 3, 4]  # rank 1 died in step 3; the restart began after step 2
+    assert result.step == 4
+
+
+def test_nan_loss_stops_with_one_line_then_resume_continues_the_same_run(
+    local_ray, in_workdir, train_corpus, tiny
+):
+    import yaml
+
+    from chromaref.cli.main import app
+
+    config = in_workdir / "nan.yaml"
+    config.write_text(yaml.safe_dump({**tiny, "corpus": str(train_corpus), "name": "nan-run"}))
+    runner = CliRunner()
+    base = ["train", "--config", str(config), "--steps", "4", "--set", "checkpoint_every=2"]
+    stopped = runner.invoke(app, [*base, "--set", "debug.nan_at_step=3", "--quiet"])
+    assert stopped.exit_code == 2, stopped.output
+    [line] = _own_lines(stopped.output)  # one line; nothing else but Ray's forwarded logs
+    assert "loss became NaN/inf at step 3" in line and "--resume nan-run" in line
+    checkpoints = sorted(
+        p.name for p in (in_workdir / "chromaref-runs" / "nan-run").glob("checkpoint_*")
+    )
+    assert checkpoints == ["checkpoint_step_0000002"]  # the last good one is kept
+
+    client = _client(in_workdir)
+    [run] = client.search_runs(
+        [client.get_experiment_by_name("chromaref").experiment_id],
+        filter_string="attributes.run_name = 'nan-run'",
+    )
+    assert run.info.status == "FAILED"
+
+    resumed = runner.invoke(app, ["train", "--resume", "nan-run", "--steps", "4", "--quiet"])
+    assert resumed.exit_code == 0, resumed.output
+    assert client.get_run(run.info.run_id).info.status == "FINISHED"
+    assert _history(client, run.info.run_id, "train/resumed_from_step") == [(2, 2.0)]
+    assert max(s for s, _ in _history(client, run.info.run_id, "train/loss")) == 4
+    assert _own_lines(resumed.output)[-1].endswith("colornet.pt")
