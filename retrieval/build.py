@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import shutil
 import time
 from collections.abc import Callable, Iterator
@@ -182,7 +183,17 @@ def _refuse_to_replace_non_index(index_dir: Path) -> None:
 
 
 def _prepare_staging(staging: Path, model_id: str, config: BuildConfig) -> None:
-    """Reuse a staging dir only if it was made by the same model and settings."""
+    """Reuse a staging dir only if it was made by the same model and settings; never reuse or
+    delete a folder of that name that holds anything a build does not write."""
+    if os.path.lexists(staging):
+        folder = staging.is_dir() and not staging.is_symlink()
+        foreign = store.foreign_entries(staging) if folder else []
+        if foreign or not folder:
+            what = f"holds {', '.join(foreign[:3])}" if foreign else "is not a folder"
+            raise ConfigError(
+                f"{staging} {what}, which an index build did not write; move it away "
+                "(builds stage their work there)"
+            )
     plan = staging / "plan.json"
     wanted = {"model_id": model_id, "config": config.model_dump(mode="json")}
     if plan.exists():

@@ -348,7 +348,7 @@ def verify_files(
 # --- replacing an index ------------------------------------------------------------------------
 
 
-def _foreign_entries(index_dir: Path) -> list[str]:
+def foreign_entries(index_dir: Path) -> list[str]:
     """Entries of an index folder that a build does not write (links included)."""
     allowed = {MANIFEST, PLAN, PROGRESS, *SEARCH_FILES}
     foreign = []
@@ -391,7 +391,7 @@ def why_not_replaceable(index_dir: Path) -> str | None:
     if not (ours or _is_legacy(manifest)):
         return f'its {MANIFEST} does not say "format": "{FORMAT}"'
     missing = [name for name in SEARCH_FILES if not (index_dir / name).is_file()]
-    foreign = _foreign_entries(index_dir)
+    foreign = foreign_entries(index_dir)
     if missing:
         return f"{missing[0]} is missing"
     if foreign:

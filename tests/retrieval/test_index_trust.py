@@ -173,6 +173,18 @@ def test_build_never_replaces_a_folder_with_an_unrelated_manifest(corpus, tmp_pa
         assert sorted(p.name for p in tmp_path.iterdir()) == ["lookalike", "my-pwa"]
 
 
+def test_build_never_reuses_or_deletes_a_user_folder_named_like_its_staging(corpus, tmp_path):
+    staging = tmp_path / "idx.building"  # a build stages into OUT.building
+    staging.mkdir()
+    (staging / "plan.json").write_text('{"not": "ours"}')  # would be "other settings"
+    (staging / "notes.txt").write_text("mine")
+    before = _snapshot(staging)
+    result = _invoke("index", "build", str(corpus), "--out", str(tmp_path / "idx"), "--local", "-q")
+    line = _one_error_line(result)
+    assert str(staging) in line and "notes.txt" in line
+    assert _snapshot(staging) == before and not (tmp_path / "idx").exists()
+
+
 def test_swap_checks_the_old_folder_again_right_before_moving_it(local_index, tmp_path):
     staging, target = tmp_path / "new.building", tmp_path / "new"
     shutil.copytree(local_index, staging)
