@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sys
 from collections.abc import Callable
 from functools import wraps
 from typing import TypeVar
@@ -23,10 +24,17 @@ EXIT_INTERNAL = 3
 
 
 def setup_logging(verbose: bool) -> None:
+    """Rich log lines on a terminal; elsewhere (pipes, CI logs) one plain line per record,
+    never wrapped, so a message can be grepped whole."""
+    if sys.stderr.isatty():
+        handler: logging.Handler = RichHandler(console=console, show_path=False, show_time=False)
+        style = "%(message)s"
+    else:
+        handler, style = logging.StreamHandler(sys.stderr), "%(levelname)s: %(message)s"
     logging.basicConfig(
         level=logging.INFO if verbose else logging.WARNING,
-        format="%(message)s",
-        handlers=[RichHandler(console=console, show_path=False, show_time=False)],
+        format=style,
+        handlers=[handler],
         force=True,
     )
 
