@@ -98,8 +98,9 @@ def _start_private(num_cpus: int | None) -> None:
 
     recorded = _recorded_address()
     if recorded:
-        logger.info(
-            "not joining the local Ray cluster recorded at %s (pass --address auto for it)",
+        logger.warning(  # printed: the user may have expected this cluster to be used
+            "a local Ray cluster is recorded at %s; not joining it, starting a private "
+            "instance (pass --address auto to use that cluster)",
             recorded,
         )
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")  # private to this process
