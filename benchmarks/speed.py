@@ -2,19 +2,28 @@
 
     python -m benchmarks.speed                 # CPU, sizes 256..2048, writes results/speed.json
     python -m benchmarks.speed --device cuda   # on a GPU machine
-    python -m benchmarks.speed --quick         # 512 px only, fewer repeats
+    python -m benchmarks.speed --quick         # 512 px only, fewer repeats, no large images
+    python -m benchmarks.speed --large 24 --no-small   # only the 24 MP end-to-end run
 
 Each (size, method) runs in a fresh process so its peak RSS is its own. Timings are end to
 end after model load: read the target file, Lab + features, correspondence, colorize,
 convert, encode the PNG. The baseline is Reinhard's global transfer through the same code.
+
+Large images (12, 24, 96 MP by default) run the real command, `chromaref colorize BIG.jpg -r
+REF.jpg --out OUT/` (load, colorize, save the result and the grid), once each in a fresh
+process, timed from start to exit (so including model load) with the peak RSS of that process
+alone, against the memory budget of 1 GB + 30 bytes per input pixel.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -27,6 +36,12 @@ from benchmarks.report import SPEED_HEADERS, speed_rows
 SIZES = (256, 512, 1024, 2048)
 METHODS = ("training-free", "reinhard")
 TARGET, REFERENCE = "aloe_l", "aloe_r"
+LARGE_MEGAPIXELS = (12, 24, 96)
+# Peak RSS allowed for `chromaref colorize` on an image: a fixed part (interpreter, torch,
+# models) plus a part proportional to the input's pixels.
+BUDGET_FIXED_MB = 1024.0
+BUDGET_BYTES_PER_PIXEL = 30
+LARGE_HEADERS = ["megapixels", "size", "total s", "peak RSS MB", "budget MB", "within budget"]
 
 
 def _rss_mb() -> float:
@@ -81,6 +96,77 @@ def child(size: int, method: str, repeats: int, device: str, threads: int) -> di
     }
 
 
+def rss_budget_mb(pixels: int) -> float:
+    """The peak RSS allowed for colorizing an image of `pixels` pixels, in MB."""
+    return BUDGET_FIXED_MB + BUDGET_BYTES_PER_PIXEL * pixels / 2**20
+
+
+def large_photo(folder: Path, megapixels: float, name: str = TARGET) -> Path:
+    """A bundled real photo upscaled to about `megapixels` MP, saved as JPEG in `folder`."""
+    from chromaref.platform.assets import photo
+
+    with Image.open(photo(name).path) as small:
+        scale = (megapixels * 1e6 / (small.width * small.height)) ** 0.5
+        size = (round(small.width * scale), round(small.height * scale))
+        path = folder / f"{name}_{megapixels:g}mp.jpg"
+        small.convert("RGB").resize(size, Image.Resampling.BICUBIC).save(path, quality=90)
+    return path
+
+
+def measure_command(command: list[str]) -> tuple[float, float]:
+    """Run `command` to completion; returns its wall seconds and its own peak RSS in MB.
+
+    `os.wait4` reports the usage of that one child, unlike RUSAGE_CHILDREN, which keeps the
+    maximum over every child this process has waited for.
+    """
+    start = time.perf_counter()
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    stderr = process.stderr.read()
+    _, status, usage = os.wait4(process.pid, 0)
+    seconds = time.perf_counter() - start
+    process.returncode = os.waitstatus_to_exitcode(status)
+    if process.returncode != 0:
+        raise RuntimeError(f"{' '.join(command)} failed (exit {process.returncode}): {stderr!r}")
+    return seconds, usage.ru_maxrss / 1024.0
+
+
+def colorize_command(target: Path, out: Path) -> list[str]:
+    """The user's command line: `chromaref colorize TARGET -r REFERENCE --out OUT -q`."""
+    from chromaref.platform.assets import photo
+
+    chromaref = Path(sys.executable).with_name("chromaref")
+    return [str(chromaref), "colorize", str(target), "-r", str(photo(REFERENCE).path),
+            "--out", str(out), "-q"]  # fmt: skip
+
+
+def large(megapixels: float) -> dict:
+    """One end-to-end `chromaref colorize` of a ~`megapixels` MP JPEG, in a fresh process."""
+    with tempfile.TemporaryDirectory() as tmp:
+        target = large_photo(Path(tmp), megapixels)
+        with Image.open(target) as image:
+            width, height = image.size
+        seconds, peak_mb = measure_command(colorize_command(target, Path(tmp) / "out"))
+    pixels = width * height
+    return {
+        "megapixels": megapixels,
+        "width": width,
+        "height": height,
+        "pixels": pixels,
+        "total_s": seconds,
+        "peak_rss_mb": peak_mb,
+        "budget_mb": rss_budget_mb(pixels),
+    }
+
+
+def large_rows(results: list[dict]) -> list[list]:
+    return [
+        [f"{r['pixels'] / 1e6:.1f}", f"{r['width']}x{r['height']}", r["total_s"],
+         f"{r['peak_rss_mb']:.0f}", f"{r['budget_mb']:.0f}",
+         "yes" if r["peak_rss_mb"] <= r["budget_mb"] else "NO"]
+        for r in results
+    ]  # fmt: skip
+
+
 def _run_child(size: int, method: str, repeats: int, device: str, threads: int) -> dict:
     args = ["--child", str(size), method, "--repeats", str(repeats)]
     return run_child("speed", [*args, "--device", device, "--threads", str(threads)])
@@ -93,22 +179,32 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--quick", action="store_true", help="512 px only, 2 repeats")
+    parser.add_argument(
+        "--large", type=float, nargs="*", help=f"megapixels (default {LARGE_MEGAPIXELS}; none)"
+    )
+    parser.add_argument("--no-small", action="store_true", help="skip the 256..2048 px runs")
     args = parser.parse_args()
     if args.child:
         result = child(int(args.child[0]), args.child[1], args.repeats, args.device, args.threads)
         print(json.dumps(result))
         return
-    sizes = (512,) if args.quick else SIZES
+    sizes = () if args.no_small else (512,) if args.quick else SIZES
     repeats = 2 if args.quick else args.repeats
     results = [
         _run_child(size, method, repeats, args.device, args.threads)
         for size in sizes
         for method in METHODS
     ]
-    print(table(SPEED_HEADERS, speed_rows(results)))
+    if results:
+        print(table(SPEED_HEADERS, speed_rows(results)))
+    megapixels = args.large if args.large is not None else () if args.quick else LARGE_MEGAPIXELS
+    large_results = [large(mp) for mp in megapixels]
+    if large_results:
+        print("\nchromaref colorize on large images (peak RSS vs 1 GB + 30 B/px):")
+        print(table(LARGE_HEADERS, large_rows(large_results)))
     path = write_json(
         "speed" + ("_" + args.device if args.device != "cpu" else ""),
-        {"device": args.device, "results": results},
+        {"device": args.device, "results": results, "large": large_results},
     )
     print(f"\nwrote {path}")
 

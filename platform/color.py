@@ -5,6 +5,9 @@ user gets back always has the luminance they put in. Conversions are kornia's (c
 scikit-image in the tests: max error < 1e-4 in L, a, b on real photos), batched and
 differentiable, on (B, 3, H, W) float tensors with RGB in [0, 1], L in [0, 100] and a, b in raw
 CIELAB units.
+
+Full-resolution work runs in bands of rows (`band_rows`), so a 100 MP photo never has a
+full-size float temporary beyond the maps the caller asked for.
 """
 
 from __future__ import annotations
@@ -29,8 +32,14 @@ _XYZ_TO_LINEAR_RGB = (
 )
 _SRGB_LINEAR_ABOVE = 0.0031308  # sRGB transfer curve: 12.92 * x below, the power law above
 
-# Pixels converted at once by `lab_to_rgb_keep_l`, so its temporaries stay at a few MB.
-_BLOCK_PIXELS = 1 << 18
+# Pixels processed at once by full-resolution conversions, so their temporaries stay at a
+# few MB whatever the image size; also used by the pipeline and the filters.
+BAND_PIXELS = 1 << 18
+
+
+def band_rows(width: int, batch: int = 1) -> int:
+    """Rows per band for an image `width` pixels wide: about `BAND_PIXELS` pixels a band."""
+    return max(1, BAND_PIXELS // max(1, batch * width))
 
 
 def rgb_to_lab(rgb: Tensor) -> Tensor:
@@ -48,15 +57,24 @@ def _f_inverse(f: Tensor) -> Tensor:
     return torch.where(f > _F_CUBE_ABOVE, f**3, (f - _F_OFFSET) / _F_SLOPE)
 
 
+def _gray_rows(l: Tensor) -> Tensor:
+    y = _f_inverse((l + 16.0) / 116.0).clamp(0.0, 1.0)
+    power = 1.055 * y.clamp_min(_SRGB_LINEAR_ABOVE) ** (1.0 / 2.4) - 0.055
+    return torch.where(y > _SRGB_LINEAR_ABOVE, power, 12.92 * y)
+
+
 def gray_from_l(l: Tensor) -> Tensor:
     """(B, 1, H, W) L -> the sRGB value in [0, 1] of the neutral gray with that lightness.
 
     Exact inverse of the L that `rgb_to_lab` gives a gray pixel (R = G = B): for gray, linear
-    RGB equals the luminance Y, so only the L and sRGB curves are inverted.
+    RGB equals the luminance Y, so only the L and sRGB curves are inverted. Computed in bands
+    of rows: the result is the only full-size tensor.
     """
-    y = _f_inverse((l + 16.0) / 116.0).clamp(0.0, 1.0)
-    power = 1.055 * y.clamp_min(_SRGB_LINEAR_ABOVE) ** (1.0 / 2.4) - 0.055
-    return torch.where(y > _SRGB_LINEAR_ABOVE, power, 12.92 * y)
+    gray = torch.empty_like(l)
+    rows = band_rows(l.shape[-1], l.shape[0])
+    for top in range(0, l.shape[-2], rows):
+        gray[..., top : top + rows, :] = _gray_rows(l[..., top : top + rows, :])
+    return gray
 
 
 def _xyz_white_to_linear_rgb(like: Tensor) -> Tensor:
@@ -109,29 +127,54 @@ def _keep_l_linear(lab: Tensor, iterations: int) -> Tensor:
     return linear
 
 
+def _check_keep_l(l: Tensor, ab: Tensor) -> None:
+    if l.ndim != 4 or l.shape[1] != 1 or ab.shape != (l.shape[0], 2, *l.shape[2:]):
+        raise ConfigError(
+            f"lab_to_rgb_keep_l needs l (B, 1, H, W) and ab (B, 2, H, W); got "
+            f"{tuple(l.shape)} and {tuple(ab.shape)}"
+        )
+
+
+def _keep_l_rows(l: Tensor, ab: Tensor, iterations: int) -> Tensor:
+    """`lab_to_rgb_keep_l` of a band of rows; only its out-of-gamut pixels are revisited."""
+    batch, width = l.shape[0], l.shape[-1]
+    lab = torch.cat([l, ab], dim=1)
+    linear = _keep_l_linear(lab.transpose(0, 1).reshape(3, -1), iterations)
+    linear = linear.reshape(3, batch, -1, width).transpose(0, 1)
+    return kornia.color.linear_rgb_to_rgb(linear).clamp(0.0, 1.0)
+
+
 def lab_to_rgb_keep_l(l: Tensor, ab: Tensor, *, iterations: int = 12) -> Tensor:
     """sRGB in [0, 1] of (l, ab) with the exact L kept: out-of-gamut colors lose chroma.
 
     Plain clipping of out-of-gamut RGB changes L. Here each such pixel's ab is scaled by the
     largest s in [0, 1] found by `iterations` bisection steps (resolution 2^-iterations) that
     lands inside the sRGB gamut; the neutral axis (s = 0) always does. In-gamut pixels convert
-    as `lab_to_rgb` does. Rows are converted in blocks and only a block's out-of-gamut pixels
-    are revisited, so memory stays near the size of the output.
+    as `lab_to_rgb` does. Rows are converted in bands, so memory stays near the size of the
+    output.
     """
-    if l.ndim != 4 or l.shape[1] != 1 or ab.shape != (l.shape[0], 2, *l.shape[2:]):
-        raise ConfigError(
-            f"lab_to_rgb_keep_l needs l (B, 1, H, W) and ab (B, 2, H, W); got "
-            f"{tuple(l.shape)} and {tuple(ab.shape)}"
-        )
-    batch, _, height, width = l.shape
-    rows = max(1, _BLOCK_PIXELS // max(1, batch * width))
-    rgb = torch.empty((batch, 3, height, width), dtype=ab.dtype, device=ab.device)
-    for top in range(0, height, rows):
-        lab = torch.cat([l[..., top : top + rows, :], ab[..., top : top + rows, :]], dim=1)
-        linear = _keep_l_linear(lab.transpose(0, 1).reshape(3, -1), iterations)
-        linear = linear.reshape(3, batch, -1, width).transpose(0, 1)
-        rgb[..., top : top + rows, :] = kornia.color.linear_rgb_to_rgb(linear).clamp(0.0, 1.0)
+    _check_keep_l(l, ab)
+    rgb = torch.empty((l.shape[0], 3, *l.shape[2:]), dtype=ab.dtype, device=ab.device)
+    rows = band_rows(l.shape[-1], l.shape[0])
+    for top in range(0, l.shape[-2], rows):
+        band = slice(top, top + rows)
+        rgb[..., band, :] = _keep_l_rows(l[..., band, :], ab[..., band, :], iterations)
     return rgb
+
+
+def lab_to_image_keep_l(l: Tensor, ab: Tensor, *, iterations: int = 12) -> np.ndarray:
+    """`tensor_to_image(lab_to_rgb_keep_l(l, ab))` for one (1, 1, H, W) L and (1, 2, H, W) ab,
+    band by band straight into the (H, W, 3) uint8 result, which is the only full-size
+    allocation: the pipeline's output path for images of any size."""
+    _check_keep_l(l, ab)
+    if l.shape[0] != 1:
+        raise ConfigError(f"lab_to_image_keep_l converts one image, got a batch of {l.shape[0]}")
+    image = np.empty((*l.shape[2:], 3), dtype=np.uint8)
+    rows = band_rows(l.shape[-1])
+    for top in range(0, l.shape[-2], rows):
+        band = slice(top, top + rows)
+        _to_uint8(_keep_l_rows(l[..., band, :], ab[..., band, :], iterations), image[band])
+    return image
 
 
 def chroma(lab_or_ab: Tensor) -> Tensor:
@@ -149,12 +192,22 @@ def image_to_tensor(rgb_uint8: np.ndarray) -> Tensor:
     return channels[None].to(torch.float32).div_(255.0)
 
 
+def _to_uint8(rgb: Tensor, out: np.ndarray) -> None:
+    """(1, 3, h, W) in [0, 1] -> rounded uint8 written into `out`, an (h, W, 3) array."""
+    scaled = torch.mul(rgb.detach()[0].permute(1, 2, 0), 255.0).round_().clamp_(0, 255)
+    torch.from_numpy(out).copy_(scaled)  # whole numbers: the cast to uint8 is exact
+
+
 def tensor_to_image(rgb: Tensor) -> np.ndarray:
-    """(1, 3, H, W) in [0, 1] -> (H, W, 3) uint8, rounded."""
+    """(1, 3, H, W) in [0, 1] -> (H, W, 3) uint8, rounded; in bands of rows, so an expanded
+    gray tensor (stride 0 over channels) never becomes a full-size float copy."""
     if rgb.ndim != 4 or rgb.shape[:2] != (1, 3):
         raise ConfigError(f"expected a (1, 3, H, W) RGB tensor, got {tuple(rgb.shape)}")
-    scaled = (rgb.detach()[0] * 255.0).round_().clamp_(0, 255).to(torch.uint8)
-    return scaled.permute(1, 2, 0).contiguous().cpu().numpy()
+    image = np.empty((*rgb.shape[2:], 3), dtype=np.uint8)
+    rows = band_rows(rgb.shape[-1])
+    for top in range(0, rgb.shape[-2], rows):
+        _to_uint8(rgb[..., top : top + rows, :], image[top : top + rows])
+    return image
 
 
 def gray_image(rgb_uint8: np.ndarray) -> np.ndarray:

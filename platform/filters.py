@@ -11,6 +11,8 @@ import torch.nn.functional as F
 from kornia.filters import box_blur
 from torch import Tensor
 
+from chromaref.platform.color import band_rows
+
 
 def _edge_weights(guide: Tensor, sigma: float) -> tuple[Tensor, Tensor]:
     """Affinities between 4-neighbours: ~1 inside flat regions, ~0 across luminance edges."""
@@ -77,14 +79,27 @@ def weighted_least_squares(
     return x
 
 
+def _bilinear_rows(top: int, bottom: int, source_rows: int, rows: int) -> tuple[Tensor, ...]:
+    """Source rows and weights of output rows top..bottom-1 of a bilinear resize (align_corners
+    False) from `source_rows` to `rows`, computed in float32 as torch's own kernel does."""
+    scale = torch.tensor(source_rows, dtype=torch.float32) / rows
+    position = ((torch.arange(top, bottom, dtype=torch.float32) + 0.5) * scale - 0.5).clamp_min(0)
+    first = position.floor().long().clamp_max(source_rows - 1)
+    weight = (position - first).clamp(0.0, 1.0)[:, None]
+    second = torch.where(first < source_rows - 1, first + 1, first)
+    return first, second, weight
+
+
 def guided_upsample(
     source: Tensor, guide_low: Tensor, guide_high: Tensor, *, radius: int, eps: float
 ) -> Tensor:
     """Fast guided filter (He and Sun 2015): fit `source ~ a * guide + b` locally at low
     resolution, then apply the upsampled (a, b) to the full-resolution guide.
 
-    Only two full-resolution maps per channel are ever allocated, which keeps large inputs
-    cheap, and the result inherits the sharp edges of the full-resolution luminance.
+    The result is the only full-resolution allocation: (a, b) are resized bilinearly along x
+    at their low row count, then along y one band of output rows at a time (the same sums as
+    one 2-D bilinear resize), and applied to that band of the guide. The result inherits the
+    sharp edges of the full-resolution luminance.
     """
     if source.shape[-2:] != guide_low.shape[-2:]:
         source = F.interpolate(
@@ -97,11 +112,20 @@ def guided_upsample(
     var_i = box_blur(guide_low * guide_low, k, border_type="replicate") - mean_i * mean_i
     a = cov_ip / (var_i + eps)
     b = mean_p - a * mean_i
-    size = guide_high.shape[-2:]
-    a = F.interpolate(
-        box_blur(a, k, border_type="replicate"), size=size, mode="bilinear", align_corners=False
+    coefficients = box_blur(torch.cat([a, b], dim=1), k, border_type="replicate")
+    low_rows, channels = coefficients.shape[-2], source.shape[1]
+    height, width = guide_high.shape[-2:]
+    coefficients = F.interpolate(
+        coefficients, size=(low_rows, width), mode="bilinear", align_corners=False
     )
-    b = F.interpolate(
-        box_blur(b, k, border_type="replicate"), size=size, mode="bilinear", align_corners=False
-    )
-    return a.mul_(guide_high).add_(b)
+    out = guide_high.new_empty((guide_high.shape[0], channels, height, width))
+    rows = band_rows(width, guide_high.shape[0])
+    for top in range(0, height, rows):
+        bottom = min(top + rows, height)
+        first, second, weight = _bilinear_rows(top, bottom, low_rows, height)
+        weight = weight.to(coefficients.device)
+        band = coefficients[..., first, :] * (1 - weight) + coefficients[..., second, :] * weight
+        out[..., top:bottom, :] = (
+            band[:, :channels] * guide_high[..., top:bottom, :] + band[:, channels:]
+        )
+    return out

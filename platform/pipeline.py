@@ -6,6 +6,10 @@
 
 Features are computed on a copy capped at `working_size`; chroma is predicted there and
 upsampled along the target's full-resolution luminance, which is kept exactly.
+
+Memory is bounded in the pixels: full resolution holds only L (float32), the predicted ab and
+the uint8 result; conversions run in bands of rows (`color.band_rows`), so a 100 MP photo
+needs a few GB, not tens.
 """
 
 from __future__ import annotations
@@ -22,11 +26,11 @@ from torch import Tensor
 
 from chromaref.platform import colorizers
 from chromaref.platform.color import (
+    band_rows,
     chroma,
     image_to_tensor,
-    lab_to_rgb_keep_l,
+    lab_to_image_keep_l,
     rgb_to_lab,
-    tensor_to_image,
 )
 from chromaref.platform.colorizers import PreparedImage
 from chromaref.platform.config import PipelineConfig
@@ -70,6 +74,30 @@ def working_shape(height: int, width: int, long_side: int) -> tuple[int, int]:
     return max(1, round(height * scale)), max(1, round(width * scale))
 
 
+def _resize(lab: Tensor, size: tuple[int, int]) -> Tensor:
+    return F.interpolate(lab, size=size, mode="bilinear", antialias=True, align_corners=False)
+
+
+def lab_planes(rgb: np.ndarray, long_side: int, device: torch.device) -> tuple[Tensor, Tensor]:
+    """(H, W, 3) uint8 -> L at full resolution (1, 1, H, W) and Lab at the working size
+    (1, 3, h, w), converting one band of rows at a time.
+
+    The working copy is the antialiased bilinear resize of the full Lab image. That resize is
+    separable, so each band is resized along x as it is converted, and the (H, w) result along
+    y at the end: the full-resolution Lab image never exists.
+    """
+    height, width = rgb.shape[:2]
+    size = working_shape(height, width, long_side)
+    l_full = torch.empty((1, 1, height, width), device=device)
+    narrow = torch.empty((1, 3, height, size[1]), device=device)  # resized along x only
+    rows = band_rows(width)
+    for top in range(0, height, rows):
+        lab = rgb_to_lab(image_to_tensor(rgb[top : top + rows]).to(device))
+        l_full[..., top : top + rows, :] = lab[:, :1]
+        narrow[..., top : top + rows, :] = _resize(lab, (lab.shape[-2], size[1]))
+    return l_full, _resize(narrow, size)
+
+
 def _default_name(image: ImageInput) -> str:
     if isinstance(image, LoadedImage):
         return Path(image.path or "image").stem
@@ -97,13 +125,7 @@ class ColorizationPipeline:
         timer = timer or StageTimer()
         rgb, name = as_rgb(image), name or _default_name(image)
         with timer("convert"):
-            lab_full = rgb_to_lab(image_to_tensor(rgb).to(self.device))
-            size = working_shape(*lab_full.shape[-2:], self.config.matching.working_size)
-            lab_work = F.interpolate(
-                lab_full, size=size, mode="bilinear", antialias=True, align_corners=False
-            )
-        l_full = lab_full[:, :1].contiguous()
-        del lab_full
+            l_full, lab_work = lab_planes(rgb, self.config.matching.working_size, self.device)
         grid = None
         if self.backbone is not None:
             with timer("features"):
@@ -152,7 +174,7 @@ class ColorizationPipeline:
         with timer("colorize"):
             ab = self.colorizer.predict_ab(target, reference, correspondence)
         with timer("convert"):
-            image = tensor_to_image(lab_to_rgb_keep_l(target.l_full, ab).cpu())
+            image = lab_to_image_keep_l(target.l_full, ab)
         return ColorizationOutput(
             rgb=image,
             reference=reference.name,

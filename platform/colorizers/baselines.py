@@ -58,11 +58,11 @@ def reinhard_transfer(
     """
     _check_inputs(target_l, reference_lab)
     size = target_l.shape[-2:]
-    if target_ab is None:
-        target_ab = target_l.new_zeros((1, 2, *size))
-    elif target_ab.shape != (1, 2, *size):
-        raise ConfigError(f"target ab must be (1, 2, {size[0]}, {size[1]}), got {target_ab.shape}")
     reference_mean, reference_std = _mean_std(reference_lab[:, 1:])
+    if target_ab is None:  # what the formula gives for ab = 0, without full-size temporaries
+        return reference_mean.expand(1, 2, *size).contiguous()
+    if target_ab.shape != (1, 2, *size):
+        raise ConfigError(f"target ab must be (1, 2, {size[0]}, {size[1]}), got {target_ab.shape}")
     mean, std = _mean_std(target_ab)
     return (target_ab - mean) * (reference_std / std.clamp_min(_MIN_TARGET_STD)) + reference_mean
 

@@ -123,7 +123,7 @@ def test_keep_l_blocks_join_seamlessly(monkeypatch: pytest.MonkeyPatch) -> None:
     lab = rgb_to_lab(_crops())
     l, ab = lab[:, :1], lab[:, 1:] * 3
     whole = lab_to_rgb_keep_l(l, ab)
-    monkeypatch.setattr(color, "_BLOCK_PIXELS", 5000)  # 17-row blocks, a ragged last one
+    monkeypatch.setattr(color, "BAND_PIXELS", 5000)  # 17-row blocks, a ragged last one
     torch.testing.assert_close(lab_to_rgb_keep_l(l, ab), whole)
 
 
@@ -153,3 +153,34 @@ def test_image_to_tensor_rejects_non_rgb_uint8() -> None:
         image_to_tensor(np.zeros((4, 4), dtype=np.uint8))
     with pytest.raises(ConfigError):
         image_to_tensor(np.zeros((4, 4, 3), dtype=np.float32))
+
+
+def test_uint8_output_path_in_bands_equals_the_float_path(
+    small_photo: np.ndarray, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`lab_to_image_keep_l` (bands straight into uint8) gives the bytes of the float path,
+    out-of-gamut pixels included, whatever the band size: at most one level apart where a
+    float32 step of vectorised pow at a band's end tips a rounding."""
+    lab = rgb_to_lab(image_to_tensor(small_photo))
+    l, ab = lab[:, :1], lab[:, 1:] * 3  # many colors pushed out of gamut
+    expected = tensor_to_image(lab_to_rgb_keep_l(l, ab)).astype(int)
+    monkeypatch.setattr(color, "BAND_PIXELS", 7 * l.shape[-1] + 3)  # 7-row bands, ragged end
+    difference = np.abs(color.lab_to_image_keep_l(l, ab) - expected)
+    assert difference.max() <= 1 and (difference > 0).mean() < 1e-4
+    with pytest.raises(ConfigError, match="one image"):
+        color.lab_to_image_keep_l(l.expand(2, -1, -1, -1), ab.expand(2, -1, -1, -1))
+
+
+def test_gray_preview_in_bands_is_exact(
+    small_photo: np.ndarray, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """gray_from_l and tensor_to_image of the expanded gray (the CLI's grid input) do not
+    depend on the band size (beyond one float32 step where vectorised pow meets a band's
+    end)."""
+    l = rgb_to_lab(image_to_tensor(small_photo))[:, :1]
+    gray = gray_from_l(l)
+    image = tensor_to_image(gray.expand(-1, 3, -1, -1))
+    monkeypatch.setattr(color, "BAND_PIXELS", 5 * l.shape[-1])
+    torch.testing.assert_close(gray_from_l(l), gray, atol=2.5e-7, rtol=0)
+    np.testing.assert_array_equal(tensor_to_image(gray.expand(-1, 3, -1, -1)), image)
+    assert (image[..., 0] == image[..., 2]).all() and image.std() > 20  # gray, not flat

@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
+from kornia.filters import box_blur
 
+from chromaref.platform import color
+from chromaref.platform.color import image_to_tensor, rgb_to_lab
 from chromaref.platform.filters import guided_upsample, weighted_least_squares
 
 
@@ -66,3 +70,35 @@ def test_guided_upsample_preserves_constant_chroma():
     guide_low = torch.nn.functional.interpolate(guide_high, size=(10, 15), mode="area")
     out = guided_upsample(torch.full((1, 2, 10, 15), 7.0), guide_low, guide_high, radius=2, eps=4.0)
     torch.testing.assert_close(out, torch.full_like(out, 7.0), atol=1e-3, rtol=0)
+
+
+def _guided_upsample_at_once(source, guide_low, guide_high, *, radius, eps):
+    """The unbanded fast guided filter: (a, b) upsampled to full resolution in one resize."""
+    k = 2 * radius + 1
+
+    def blur(x):
+        return box_blur(x, k, border_type="replicate")
+
+    mean_i, mean_p = blur(guide_low), blur(source)
+    a = (blur(guide_low * source) - mean_i * mean_p) / (blur(guide_low**2) - mean_i**2 + eps)
+    b = mean_p - a * mean_i
+    size = guide_high.shape[-2:]
+    a, b = (F.interpolate(blur(x), size=size, mode="bilinear") for x in (a, b))
+    return a * guide_high + b
+
+
+def test_guided_upsample_in_bands_equals_one_full_resolution_resize(monkeypatch, photo_rgb):
+    """Bands of a few rows give the result of one full-size bilinear resize of (a, b), on a
+    real photo's L and a chroma map with real edges (its own ab, blurred to the low size)."""
+    lab = rgb_to_lab(image_to_tensor(photo_rgb("leuven_a")))
+    guide_high = lab[:, :1]
+    low = (37, 49)  # a ragged ratio: source rows fall between output rows
+    guide_low = F.interpolate(guide_high, size=low, mode="bilinear", antialias=True)
+    source = F.interpolate(lab[:, 1:], size=low, mode="bilinear", antialias=True)
+    expected = _guided_upsample_at_once(source, guide_low, guide_high, radius=2, eps=4.0)
+    whole = guided_upsample(source, guide_low, guide_high, radius=2, eps=4.0)
+    monkeypatch.setattr(color, "BAND_PIXELS", 3 * guide_high.shape[-1] + 5)  # 3-row bands
+    banded = guided_upsample(source, guide_low, guide_high, radius=2, eps=4.0)
+    assert torch.equal(banded, whole)  # band size never changes a value
+    assert expected.abs().max() > 10.0  # real chroma, not a flat map
+    torch.testing.assert_close(banded, expected, atol=1e-4, rtol=0)

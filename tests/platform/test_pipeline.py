@@ -79,3 +79,23 @@ def test_baseline_methods_run_through_the_same_pipeline(method, photo_rgb):
     [out] = pipe(gray_image(truth), [photo_rgb("aloe_r")])
     assert out.rgb.shape == truth.shape
     assert float((_l(out.rgb) - _l(truth)).abs().max()) < 1.0
+
+
+def test_bands_change_no_result(pipeline, photo_rgb, monkeypatch):
+    """Full-resolution work in bands of a few rows (as on a 100 MP photo) gives the result of
+    doing it at once: L and the working copy within float noise, output within one level."""
+    from chromaref.platform import color
+
+    target, reference = gray_image(photo_rgb("aloe_l")), photo_rgb("aloe_r")
+    lab = rgb_to_lab(image_to_tensor(target))
+    size = working_shape(*target.shape[:2], pipeline.config.matching.working_size)
+    work = torch.nn.functional.interpolate(lab, size=size, mode="bilinear", antialias=True)
+    monkeypatch.setattr(color, "BAND_PIXELS", target.size)  # one band: nothing is banded
+    [whole] = pipeline(target, [reference])
+    monkeypatch.setattr(color, "BAND_PIXELS", 5 * target.shape[1] + 7)  # 5-row bands
+    prepared = pipeline.prepare(target)
+    torch.testing.assert_close(prepared.l_full, lab[:, :1], atol=1e-4, rtol=0)
+    torch.testing.assert_close(prepared.lab_work, work, atol=1e-4, rtol=0)
+    [banded] = pipeline(target, [reference])
+    assert np.abs(banded.rgb.astype(int) - whole.rgb).max() <= 1
+    assert psnr(banded.rgb, target) < 40  # colorized: not the gray input back
