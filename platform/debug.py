@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from chromaref.platform.color import lab_to_rgb_keep_l, tensor_to_image
+from chromaref.platform.color import lab_to_image_keep_l, tensor_to_image
 from chromaref.platform.colorizers import PreparedImage
 from chromaref.platform.similarity import Correspondence
 
@@ -31,7 +31,7 @@ def correspondence_images(
     size = tuple(target.l_work.shape[-2:])
     warped_ab = _upsample(correspondence.warped_ab, size, "bilinear")
     images = {
-        "warped_reference": tensor_to_image(lab_to_rgb_keep_l(target.l_work, warped_ab).cpu()),
+        "warped_reference": lab_to_image_keep_l(target.l_work, warped_ab),
         "similarity": _similarity_image(correspondence.similarity, size),
         "cycle_similarity": _similarity_image(correspondence.cycle_similarity, size),
     }

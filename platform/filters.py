@@ -122,8 +122,9 @@ def guided_upsample(
     rows = band_rows(width, guide_high.shape[0])
     for top in range(0, height, rows):
         bottom = min(top + rows, height)
-        first, second, weight = _bilinear_rows(top, bottom, low_rows, height)
-        weight = weight.to(coefficients.device)
+        first, second, weight = (
+            x.to(coefficients.device) for x in _bilinear_rows(top, bottom, low_rows, height)
+        )
         band = coefficients[..., first, :] * (1 - weight) + coefficients[..., second, :] * weight
         out[..., top:bottom, :] = (
             band[:, :channels] * guide_high[..., top:bottom, :] + band[:, channels:]
