@@ -70,7 +70,15 @@ def train_loop(loop_config: dict[str, Any]) -> dict[str, Any]:
 
     # -- models: the frozen similarity sub-net (backbone in the pipeline) and ColorNet
     pipeline = ColorizationPipeline(PipelineConfig(matching=config.matching), device=device)
-    model = new_colornet(config, pipeline.backbone)
+    checkpoint = ray.train.get_checkpoint()  # set after a failure, or with --resume
+    state = None
+    if checkpoint is not None:
+        with checkpoint.as_directory() as folder:
+            state = load_state(folder)
+    # the network is rebuilt from the checkpoint's own architecture when there is one
+    model = model_from_state(state) if state else new_colornet(config, pipeline.backbone)
+    model = ray.train.torch.prepare_model(model)  # to the device; DDP when world > 1
+    raw_model = model.module if hasattr(model, "module") else model
     optimizer = torch.optim.AdamW(
         model.parameters(),
         lr=config.optim.lr,
@@ -78,15 +86,11 @@ def train_loop(loop_config: dict[str, Any]) -> dict[str, Any]:
         weight_decay=config.optim.weight_decay,
     )
     run_id, step, metrics = loop_config["run_id"], 0, {}
-    checkpoint = ray.train.get_checkpoint()
-    if checkpoint is not None:  # a restart after a failure, or --resume
-        with checkpoint.as_directory() as folder:
-            state = load_state(folder)
-        model = model_from_state(state)
+    if state:  # the optimizer's state follows its parameters onto the device
         optimizer.load_state_dict(state["optimizer"])
+        for group in optimizer.param_groups:  # a resume may change these on purpose
+            group.update(lr=config.optim.lr, weight_decay=config.optim.weight_decay)
         step, run_id, metrics = state["step"], state["run_id"], state.get("metrics", {})
-    model = ray.train.torch.prepare_model(model)  # to the device; DDP when world > 1
-    raw_model = model.module if hasattr(model, "module") else model
     perceptual = PerceptualLoss(pipeline.backbone, config.loss.perceptual_levels)
     tracker = RunTracker(loop_config["tracking_uri"], run_id) if master else None
     progress = loop_config.get("progress") if master else None

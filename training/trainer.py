@@ -178,6 +178,19 @@ def resume_config(
     return config
 
 
+def _check_backbone(config: TrainConfig) -> None:
+    """The backbone loads here (weights present) and has the perceptual levels asked for:
+    found now, not as a crash in every worker."""
+    from chromaref.platform.models import get_backbone
+
+    levels = len(get_backbone(config.matching.backbone).meta.channels)
+    if max(config.loss.perceptual_levels) >= levels:
+        raise ConfigError(
+            f"loss.perceptual_levels {list(config.loss.perceptual_levels)}: "
+            f"{config.matching.backbone} has levels 0..{levels - 1}"
+        )
+
+
 def _check_resources(config: TrainConfig, address: str | None) -> None:
     """A private local Ray cannot grow: refuse a request it can never schedule."""
     resources = ray.cluster_resources()
@@ -285,6 +298,7 @@ def train(
         WorkersFailedError: workers failed more than `max_failures` times.
     """
     start = time.perf_counter()
+    _check_backbone(config)
     ensure_ray(address)
     _check_resources(config, address)
     name = config.name or time.strftime("train-%Y%m%d-%H%M%S")

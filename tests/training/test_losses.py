@@ -34,7 +34,7 @@ def test_losses_of_both_branches_fall_on_an_overfit_of_one_batch(pipeline, train
     for _ in range(25):
         losses = compute_losses(model(batch.inputs), batch, perceptual, config.loss)
         history.append({k: float(s) / n for k, (s, n) in losses.terms.items()})
-        history[-1]["total"] = float(losses.total)
+        history[-1]["total"] = float(losses.total.detach())
         optimizer.zero_grad()
         losses.total.backward()
         optimizer.step()

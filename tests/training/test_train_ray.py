@@ -10,7 +10,9 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from chromaref.platform.errors import ConfigError
 from chromaref.training.config import resolve_config
+from chromaref.training.trainer import resume_config
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
 
@@ -114,9 +116,11 @@ def test_killed_worker_restarts_from_checkpoint_in_the_same_run(
 def test_nan_loss_stops_with_one_line_then_resume_continues_the_same_run(
     local_ray, in_workdir, train_corpus, tiny
 ):
+    import torch
     import yaml
 
     from chromaref.cli.main import app
+    from chromaref.platform.models import ColorNet
 
     config = in_workdir / "nan.yaml"
     config.write_text(yaml.safe_dump({**tiny, "corpus": str(train_corpus), "name": "nan-run"}))
@@ -126,9 +130,8 @@ def test_nan_loss_stops_with_one_line_then_resume_continues_the_same_run(
     assert stopped.exit_code == 2, stopped.output
     [line] = _own_lines(stopped.output)  # one line; nothing else but Ray's forwarded logs
     assert "loss became NaN/inf at step 3" in line and "--resume nan-run" in line
-    checkpoints = sorted(
-        p.name for p in (in_workdir / "chromaref-runs" / "nan-run").glob("checkpoint_*")
-    )
+    run_dir = in_workdir / "chromaref-runs" / "nan-run"
+    checkpoints = sorted(p.name for p in run_dir.glob("checkpoint_step_*"))
     assert checkpoints == ["checkpoint_step_0000002"]  # the last good one is kept
 
     client = _client(in_workdir)
@@ -138,9 +141,15 @@ def test_nan_loss_stops_with_one_line_then_resume_continues_the_same_run(
     )
     assert run.info.status == "FAILED"
 
-    resumed = runner.invoke(app, ["train", "--resume", "nan-run", "--steps", "4", "--quiet"])
+    resume = ["train", "--resume", "nan-run", "--set", "debug.nan_at_step=null", "--quiet"]
+    resumed = runner.invoke(app, resume)  # the stored config, less the injected NaN
     assert resumed.exit_code == 0, resumed.output
     assert client.get_run(run.info.run_id).info.status == "FINISHED"
     assert _history(client, run.info.run_id, "train/resumed_from_step") == [(2, 2.0)]
     assert max(s for s, _ in _history(client, run.info.run_id, "train/loss")) == 4
     assert _own_lines(resumed.output)[-1].endswith("colornet.pt")
+    final = ColorNet.from_file(in_workdir / "chromaref-model" / "colornet.pt").state_dict()
+    kept = torch.load(run_dir / checkpoints[0] / "checkpoint.pt", weights_only=True)["model"]
+    assert any(not torch.equal(final[k], kept[k]) for k in kept)  # steps 3-4 trained it
+    with pytest.raises(ConfigError, match="another model_options"):  # the network is fixed
+        resume_config("nan-run", overrides={"model_options": {"width": 16}})
