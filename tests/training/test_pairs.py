@@ -88,3 +88,22 @@ def test_pairs_are_reproducible_and_branch_as_asked(train_corpus):
     other = maker.pair(0, sample_rng(0, 1, 3), PERCEPTUAL)
     assert other.reference_kind == "random" and other.reference_uri != other.target_uri
     assert max(other.reference.shape[:2]) == 64
+
+
+def test_retrieved_references_exclude_the_photo_itself_and_held_out_photos(train_corpus, tmp_path):
+    from chromaref.retrieval.build import BuildConfig, build_index
+    from chromaref.training.pairs import retrieved_neighbours
+
+    index = tmp_path / "index"
+    build_index(train_corpus, index, config=BuildConfig(runner="local"))
+    photos, _ = drop_duplicates(scan_items(list_corpus(train_corpus), min_chroma=2.0))
+    train, val = photos[:-2], photos[-2:]
+    table = retrieved_neighbours(str(index), train, held_out=val, k=3)
+    assert set(table) == {p.id for p in train}
+    held_out = {p.uri for p in val}
+    for photo in train:
+        assert len(table[photo.id]) == 3
+        assert photo.uri not in table[photo.id] and not held_out & set(table[photo.id])
+    maker = PairMaker(train, train, table, DataConfig(unrelated_probability=0.0), 64)
+    pair = maker.pair(0, sample_rng(0, 0, 0), PERCEPTUAL)
+    assert pair.reference_kind == "retrieved" and pair.reference_uri in table[train[0].id]
