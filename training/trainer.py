@@ -31,7 +31,7 @@ import ray.train
 
 from chromaref.platform import files
 from chromaref.platform.errors import ChromarefError, ConfigError
-from chromaref.retrieval.corpus import list_corpus
+from chromaref.retrieval.corpus import CorpusItem, list_corpus
 from chromaref.retrieval.runtime import ensure_ray
 from chromaref.training.checkpoint import load_state, model_from_state
 from chromaref.training.config import TrainConfig, resolve_config, to_yaml
@@ -79,15 +79,24 @@ class TrainResult:
 # ---------------------------------------------------------------------------- photos
 
 
-def prepare_dataset(config: TrainConfig) -> Dataset:
-    """List the corpus, check every photo once, split, and retrieve references.
+def list_photos(config: TrainConfig) -> list[CorpusItem]:
+    """The corpus listing (no pixels read): cheap, so a bad --corpus fails before Ray starts.
 
     Raises:
-        ConfigError: no corpus, an unreadable one, or too few usable photos.
+        ConfigError: no corpus given, or it does not exist or is not a corpus.
     """
     if not config.corpus:
         raise ConfigError("no training photos: give --corpus DIR_OR_URI (or corpus: in --config)")
-    items = list_corpus(_expand(config.corpus))
+    return list_corpus(_expand(config.corpus))
+
+
+def prepare_dataset(config: TrainConfig, items: list[CorpusItem]) -> Dataset:
+    """Check every listed photo once (Ray tasks for a large corpus), split, and retrieve
+    references.
+
+    Raises:
+        ConfigError: too few usable photos, or an unusable index.
+    """
     chunks = [items[i : i + SCAN_CHUNK] for i in range(0, len(items), SCAN_CHUNK)]
     if len(chunks) > 1:
         scan = ray.remote(num_cpus=1)(scan_items)
@@ -234,7 +243,10 @@ class _ProgressPoller:
 
     def _poll(self) -> None:
         while not self._stop.wait(0.5):
-            state = ray.get(self.board.get.remote())
+            try:
+                state = ray.get(self.board.get.remote(), timeout=5)
+            except ray.exceptions.RayError:  # Ray going down: the run ends anyway
+                return
             self.callback(state["step"], state["total"], state["loss"])
 
     def __enter__(self) -> _ProgressPoller:
@@ -299,6 +311,7 @@ def train(
     """
     start = time.perf_counter()
     _check_backbone(config)
+    items = list_photos(config)
     ensure_ray(address)
     _check_resources(config, address)
     name = config.name or time.strftime("train-%Y%m%d-%H%M%S")
@@ -311,7 +324,7 @@ def train(
         )
     tracking = config.tracking.model_copy(update={"tracking_uri": tracking_uri})
     config = config.model_copy(update={"name": name, "tracking": tracking})
-    dataset = prepare_dataset(config)
+    dataset = prepare_dataset(config, items)
     if state is not None:
         tracker = RunTracker(tracking_uri, state["run_id"])
         tracker.reopen()

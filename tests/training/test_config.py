@@ -78,3 +78,15 @@ def test_bad_yaml_and_bad_assignment_are_config_errors(tmp_path):
         read_yaml(path)
     with pytest.raises(ConfigError, match="KEY=VALUE"):
         parse_assignment("lr")
+
+
+def test_a_missing_corpus_is_one_line_before_ray_starts(tmp_path):
+    import ray
+
+    result = CliRunner().invoke(app, ["train", "--corpus", str(tmp_path / "nowhere")])
+    assert result.exit_code == 2, result.output
+    [line] = result.output.strip().splitlines()
+    assert "nowhere does not exist" in line
+    assert not ray.is_initialized()
+    missing = CliRunner().invoke(app, ["train", "--steps", "3"])
+    assert missing.exit_code == 2 and "give --corpus" in missing.output
