@@ -11,6 +11,8 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from chromaref.cli._common import console, friendly_errors, setup_logging
+from chromaref.cli._model import ModelOption, trained_config
+from chromaref.platform.errors import ConfigError
 
 
 @friendly_errors
@@ -22,8 +24,10 @@ def eval_command(
         typer.Option(help="Index for the `retrieved` reference (default: index --images itself)."),
     ] = None,
     methods: Annotated[
-        str, typer.Option(help="Comma-separated: gray, reinhard, welsh, training-free.")
+        str,
+        typer.Option(help="Comma-separated: gray, reinhard, welsh, training-free, trained."),
     ] = "gray,reinhard,welsh,training-free",
+    model: ModelOption = None,
     limit: Annotated[
         int | None, typer.Option(help="Evaluate this many photos, spread over the folder.")
     ] = None,
@@ -41,7 +45,9 @@ def eval_command(
     setup_logging(verbose)
     chosen = tuple(m.strip() for m in methods.split(",") if m.strip())
     columns = (TextColumn("evaluating"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
-    with tempfile.TemporaryDirectory() as tmp:
+    if model is not None and "trained" not in chosen:
+        raise ConfigError("--model is for the trained method: add it to --methods")
+    with tempfile.TemporaryDirectory() as tmp, trained_config(model) as trained:
         if index is None:
             index = Path(tmp) / "index"
             build_index(images, index, config=BuildConfig(runner="local"))
@@ -52,6 +58,7 @@ def eval_command(
                 methods=chosen,
                 retrieve=index_retriever(Index.open(index)),
                 limit=limit,
+                trained=trained,
                 progress=lambda done, total: bar.update(task, completed=done, total=total),
             )
     report = write_report(result, out, chosen)

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from chromaref.cli._common import EXIT_PARTIAL, console, friendly_errors, setup_logging
+from chromaref.cli._model import ModelOption
 from chromaref.cli.eval_cmd import eval_command
 from chromaref.cli.index_app import index_app
 from chromaref.cli.train_cmd import train_command
@@ -43,14 +44,18 @@ class OutputFormat(StrEnum):
     jpg = "jpg"
 
 
-def _pipeline(method: str, backbone: str, working_size: int):
+def _pipeline(method: str, backbone: str, working_size: int, model: str | None = None):
+    from chromaref.cli._model import trained_config
     from chromaref.platform.config import MatchingConfig, PipelineConfig
     from chromaref.platform.pipeline import ColorizationPipeline
 
-    config = PipelineConfig(
-        colorizer=method, matching=MatchingConfig(backbone=backbone, working_size=working_size)
-    )
-    return ColorizationPipeline(config)
+    if model is not None and method != "trained":
+        raise ConfigError(f"--model is for --method trained, not {method}")
+    with trained_config(model) as trained:
+        matching = MatchingConfig(backbone=backbone, working_size=working_size)
+        return ColorizationPipeline(
+            PipelineConfig(colorizer=method, matching=matching, trained=trained)
+        )
 
 
 @app.command()
@@ -87,8 +92,12 @@ def colorize(
     ] = OutputFormat.png,
     method: Annotated[
         str,
-        typer.Option(help="training-free (default), or a baseline: reinhard, welsh."),
+        typer.Option(
+            help="training-free (default), trained (the learned colorization sub-net; needs "
+            "--model), or a baseline: reinhard, welsh."
+        ),
     ] = "training-free",
+    model: ModelOption = None,
     backbone: Annotated[
         str, typer.Option(help="Feature extractor (see `chromaref backbones`).")
     ] = "efficientnet_lite0",
@@ -113,7 +122,7 @@ def colorize(
         raise ConfigError("give references with --reference/-r, or use --auto (not both)")
     if top < 1:
         raise ConfigError(f"--top must be at least 1, got {top}")
-    pipeline = _pipeline(method, backbone, working_size)
+    pipeline = _pipeline(method, backbone, working_size, model)
     if auto:
         from chromaref.cli._auto import auto_references
         from chromaref.retrieval.default import default_index

@@ -29,7 +29,7 @@ import torch
 from PIL import Image, ImageEnhance
 
 from chromaref.platform.color import gray_image, image_to_tensor, lab_image, mean_chroma
-from chromaref.platform.config import MIN_REFERENCE_CHROMA, PipelineConfig
+from chromaref.platform.config import MIN_REFERENCE_CHROMA, PipelineConfig, TrainedConfig
 from chromaref.platform.errors import ChromarefError, ConfigError, UnusableReferenceError
 from chromaref.platform.images import IMAGE_SUFFIXES, load_image
 from chromaref.platform.metrics import (
@@ -47,6 +47,8 @@ from chromaref.retrieval.index import Index
 
 REFERENCE_KINDS = ("given", "retrieved", "same-category", "unrelated")
 METHODS = ("gray", "reinhard", "welsh", "training-free")
+# Methods `evaluate` accepts; `trained` needs a model file (see TrainedConfig).
+ALL_METHODS = (*METHODS, "trained")
 Progress = Callable[[int, int], None]
 
 
@@ -143,19 +145,23 @@ def evaluate(
     limit: int | None = None,
     seed: int = 0,
     progress: Progress | None = None,
+    trained: TrainedConfig | None = None,
 ) -> EvalResult:
     """Evaluate every method on every photo of `images`.
 
     `retrieve(gray, path)` returns the retrieved reference for a photo (excluding itself);
     without it the `retrieved` column is left out.
     """
-    unknown = set(methods) - set(METHODS)
+    unknown = set(methods) - set(ALL_METHODS)
     if unknown:
-        raise ConfigError(f"unknown method(s) {sorted(unknown)}; available: {', '.join(METHODS)}")
+        known = ", ".join(ALL_METHODS)
+        raise ConfigError(f"unknown method(s) {sorted(unknown)}; available: {known}")
     paths = _photos(images)  # references are drawn from all of them
     chosen = _spread(paths, limit)
     pipelines = {
-        m: ColorizationPipeline(PipelineConfig(colorizer=m)) for m in methods if m != "gray"
+        m: ColorizationPipeline(PipelineConfig(colorizer=m, trained=trained or TrainedConfig()))
+        for m in methods
+        if m != "gray"
     }
     classifier = _Classifier()
     rng = random.Random(seed)

@@ -152,3 +152,30 @@ class RunTracker:
 def _first_line(exc: Exception) -> str:
     lines = str(exc).strip().splitlines()
     return lines[0][:200] if lines else type(exc).__name__
+
+
+MODEL_URI_SCHEMES = ("runs:/", "models:/")
+
+
+def fetch_model_file(uri: str, dest: Path, tracking_uri: str | None = None) -> Path:
+    """The colornet file behind `runs:/<id>/model` or `models:/<name>/<version>`, downloaded
+    into `dest` from the tracking store (default: $MLFLOW_TRACKING_URI, else ./mlruns.db).
+
+    Raises:
+        WeightsError: the run, model or version does not exist, or holds no model file.
+    """
+    from chromaref.platform.errors import WeightsError
+
+    uri_store = tracking_uri or resolve_tracking_uri(TrackingConfig())
+    _client(uri_store)
+    import mlflow.artifacts
+
+    try:
+        local = Path(mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=str(dest)))
+    except Exception as exc:  # mlflow raises MlflowException, OSError, ... for a bad uri
+        raise WeightsError(f"{uri}: cannot fetch it from {uri_store} ({_first_line(exc)})") from None
+    files = sorted(local.rglob("*.pt")) if local.is_dir() else [local]
+    if len(files) != 1:
+        raise WeightsError(f"{uri}: expected one colornet .pt file there, found {len(files)}")
+    return files[0]
+

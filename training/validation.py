@@ -19,8 +19,8 @@ import torch
 from torch import nn
 
 from chromaref.platform.color import gray_image, lab_image, lab_to_rgb_keep_l, tensor_to_image
+from chromaref.platform.colorizers.trained import upsample_grid_ab
 from chromaref.platform.config import TrainedConfig
-from chromaref.platform.filters import guided_upsample
 from chromaref.platform.metrics import ab_histogram_distance, ab_ssim, colorfulness, psnr
 from chromaref.platform.pipeline import ColorizationPipeline
 from chromaref.training.config import LossConfig
@@ -71,9 +71,7 @@ def score_pairs(
         batch = make_batch(pipeline, [pair])
         ab_grid = model(batch.inputs)
         l_work = batch.lab_work[:, :1]
-        ab = guided_upsample(
-            ab_grid, l_work, l_work, radius=upsample.upsample_radius, eps=upsample.upsample_eps
-        )
+        ab = upsample_grid_ab(ab_grid, l_work, l_work, upsample)
         result = tensor_to_image(lab_to_rgb_keep_l(l_work, ab).cpu())
         result_lab, truth_lab = lab_image(result), lab_image(pair.target)
         values = {

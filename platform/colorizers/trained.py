@@ -22,7 +22,7 @@ import torch
 from torch import Tensor
 
 from chromaref.platform.colorizers._base import COLORIZERS, Colorizer, PreparedImage
-from chromaref.platform.config import MatchingConfig, PipelineConfig
+from chromaref.platform.config import MatchingConfig, PipelineConfig, TrainedConfig
 from chromaref.platform.errors import ConfigError, WeightsError
 from chromaref.platform.filters import guided_upsample
 from chromaref.platform.models._weights_io import HOW_TO_GET
@@ -55,6 +55,16 @@ def _check_matching(model: ColorNet, matching: MatchingConfig) -> None:
         logger.warning("matching settings differ from training (trained, now): %s", differ)
 
 
+def upsample_grid_ab(
+    ab_grid: Tensor, l_work: Tensor, l_full: Tensor, config: TrainedConfig
+) -> Tensor:
+    """ColorNet's grid ab -> (B, 2, H, W) at `l_full`'s size, along the target's own edges;
+    the one step between the network and the exact-L output, shared with validation."""
+    return guided_upsample(
+        ab_grid, l_work, l_full, radius=config.upsample_radius, eps=config.upsample_eps
+    )
+
+
 @COLORIZERS.register("trained")
 class TrainedColorizer(Colorizer):
     """ColorNet on the matching grid, then guided upsampling to full resolution."""
@@ -83,11 +93,4 @@ class TrainedColorizer(Colorizer):
             raise ConfigError("the trained colorizer needs matching features and a correspondence")
         inputs = colornet_inputs(target.l_work, target.grid, correspondence)
         self.net.to(inputs.device)
-        ab_grid = self.net(inputs)
-        return guided_upsample(
-            ab_grid,
-            target.l_work,
-            target.l_full,
-            radius=self.config.upsample_radius,
-            eps=self.config.upsample_eps,
-        )
+        return upsample_grid_ab(self.net(inputs), target.l_work, target.l_full, self.config)

@@ -168,3 +168,20 @@ def test_gray_photos_are_skipped_whole_and_never_used_as_references(tmp_path):
     assert len(result.rows) == len(PHOTOS) * len(result.kinds)  # every other photo, whole
     for rows in result.grids.values():
         assert all(mean_chroma(row[1]) > 2.0 for row in rows)  # row[1]: the reference
+
+
+def test_trained_method_takes_a_model_file_and_model_needs_it(tmp_path):
+    from chromaref.platform.config import MatchingConfig
+    from chromaref.platform.models.colornet import colornet_small
+
+    images, out = tmp_path / "images", tmp_path / "report"
+    _copy_photos(images, PHOTOS)
+    model = colornet_small().save(tmp_path / "colornet.pt", matching=MatchingConfig().model_dump())
+    args = ["eval", "--images", str(images), "--out", str(out), "-q", "--limit", "1"]
+    refused = CliRunner().invoke(app, [*args, "--model", str(model)])
+    assert refused.exit_code == 2 and "--methods" in refused.output
+    result = CliRunner().invoke(app, [*args, "--methods", "gray,trained", "--model", str(model)])
+    assert result.exit_code == 0, result.output
+    with open(out / "metrics.csv", newline="") as f:
+        methods = {r["method"] for r in csv.DictReader(f)}
+    assert methods == {"gray", "trained"}

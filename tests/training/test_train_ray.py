@@ -86,9 +86,34 @@ def test_two_workers_log_metrics_and_register_a_model(local_ray, in_workdir, tra
     assert float(version.tags["val/self/psnr"]) == pytest.approx(
         result.metrics["val/self/psnr"], rel=1e-3
     )
-    model = ColorNet.from_file(result.model_file)  # the other helper's format, rebuilt from it
+    model = ColorNet.from_file(result.model_file)  # the model file format, rebuilt from it
     assert model.meta.run_id == run.info.run_id
     assert model.meta.dataset["split_sha1"] == result.dataset["split_sha1"]
+    _colorize_with_registered_model(in_workdir, train_corpus, run.info.run_id, version.version)
+
+
+def _colorize_with_registered_model(workdir: Path, corpus: Path, run_id: str, version: str):
+    """`colorize --method trained --model` takes the file, runs:/ and models:/ URIs alike."""
+    from chromaref.cli.main import app
+    from chromaref.platform.color import lab_image
+    from chromaref.platform.images import load_image
+
+    photos = sorted(p for p in corpus.rglob("*.jpg") if p.stat().st_size > 1000)
+    target, reference = photos[0], photos[1]
+    for n, model in enumerate(
+        (f"runs:/{run_id}/model", f"models:/chromaref-colorizer/{version}"), start=1
+    ):
+        out = workdir / f"colorized-{n}"
+        args = ["colorize", str(target), "-r", str(reference), "--method", "trained"]
+        result = CliRunner().invoke(app, [*args, "--model", model, "-q", "--out", str(out)])
+        assert result.exit_code == 0, result.output
+        [written] = out.glob(f"{target.stem}__ref-*.png")
+        truth_l = lab_image(load_image(target).rgb)[..., 0]
+        assert abs(lab_image(load_image(written).rgb)[..., 0] - truth_l).max() < 0.5
+    missing = CliRunner().invoke(
+        app, [*args, "--model", "models:/chromaref-colorizer/999", "--out", str(out)]
+    )
+    assert missing.exit_code == 2 and "models:/chromaref-colorizer/999" in missing.output
 
 
 def test_killed_worker_restarts_from_checkpoint_in_the_same_run(

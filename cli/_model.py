@@ -1,0 +1,37 @@
+"""`--model`: a colornet file, or a model in MLflow (`runs:/<id>/model`,
+`models:/chromaref-colorizer/<version>`), for the `trained` colorizer."""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Annotated
+
+import typer
+
+from chromaref.platform.config import TrainedConfig
+
+ModelOption = Annotated[
+    str | None,
+    typer.Option(
+        "--model",
+        help="With --method trained: a colornet file (`chromaref train` writes one), "
+        "runs:/<run id>/model or models:/chromaref-colorizer/<version> from the MLflow store "
+        "($MLFLOW_TRACKING_URI, default ./mlruns.db).",
+    ),
+]
+
+
+@contextmanager
+def trained_config(model: str | None) -> Iterator[TrainedConfig]:
+    """The trained colorizer's settings for `model`; an MLflow URI is downloaded into a
+    temporary folder that lives as long as the block (the colorizer reads the file once, when
+    the pipeline is built)."""
+    from chromaref.training.tracking import MODEL_URI_SCHEMES, fetch_model_file
+
+    if model is None or not model.startswith(MODEL_URI_SCHEMES):
+        yield TrainedConfig(model=model)
+        return
+    with tempfile.TemporaryDirectory(prefix="chromaref-model-") as tmp:
+        yield TrainedConfig(model=str(fetch_model_file(model, tmp)))
