@@ -34,7 +34,7 @@ _SRGB_LINEAR_ABOVE = 0.0031308  # sRGB transfer curve: 12.92 * x below, the powe
 
 # Pixels processed at once by full-resolution conversions, so their temporaries stay at a
 # few MB whatever the image size; also used by the pipeline and the filters.
-BAND_PIXELS = 1 << 18
+BAND_PIXELS = 1 << 19
 
 
 def band_rows(width: int, batch: int = 1) -> int:

@@ -78,7 +78,7 @@ def _resize(lab: Tensor, size: tuple[int, int]) -> Tensor:
     return F.interpolate(lab, size=size, mode="bilinear", antialias=True, align_corners=False)
 
 
-def lab_planes(rgb: np.ndarray, long_side: int, device: torch.device) -> tuple[Tensor, Tensor]:
+def _lab_planes(rgb: np.ndarray, long_side: int, device: torch.device) -> tuple[Tensor, Tensor]:
     """(H, W, 3) uint8 -> L at full resolution (1, 1, H, W) and Lab at the working size
     (1, 3, h, w), converting one band of rows at a time.
 
@@ -125,7 +125,7 @@ class ColorizationPipeline:
         timer = timer or StageTimer()
         rgb, name = as_rgb(image), name or _default_name(image)
         with timer("convert"):
-            l_full, lab_work = lab_planes(rgb, self.config.matching.working_size, self.device)
+            l_full, lab_work = _lab_planes(rgb, self.config.matching.working_size, self.device)
         grid = None
         if self.backbone is not None:
             with timer("features"):
