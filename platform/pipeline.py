@@ -148,6 +148,18 @@ class ColorizationPipeline:
                 f"{mean_chroma:.1f} < {self.config.min_reference_chroma}); use a color photo"
             )
 
+    def correspond(self, target: PreparedImage, reference: PreparedImage) -> Correspondence:
+        """The similarity sub-net's output for a prepared pair, with the pipeline's matching
+        settings (training builds ColorNet's inputs from exactly this)."""
+        matching = self.config.matching
+        return correspond(
+            target.grid,
+            reference.grid,
+            reference.lab_work[:, 1:],
+            temperature=matching.temperature,
+            max_chunk_elements=matching.max_chunk_elements,
+        )
+
     @torch.inference_mode()
     def colorize(
         self,
@@ -162,15 +174,8 @@ class ColorizationPipeline:
         self.check_reference(reference)
         correspondence = None
         if self.colorizer.needs_correspondence:
-            matching = self.config.matching
             with timer("correspondence"):
-                correspondence = correspond(
-                    target.grid,
-                    reference.grid,
-                    reference.lab_work[:, 1:],
-                    temperature=matching.temperature,
-                    max_chunk_elements=matching.max_chunk_elements,
-                )
+                correspondence = self.correspond(target, reference)
         with timer("colorize"):
             ab = self.colorizer.predict_ab(target, reference, correspondence)
         with timer("convert"):

@@ -14,10 +14,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from chromaref.platform.colorizers import PreparedImage
 from chromaref.platform.models.colornet import colornet_inputs, colornet_target
 from chromaref.platform.pipeline import ColorizationPipeline
-from chromaref.platform.similarity import Correspondence, correspond
 from chromaref.training.pairs import CHROMA, Pair
 
 
@@ -34,20 +32,6 @@ class Batch:
         return self.inputs.shape[0]
 
 
-def correspondence(
-    pipeline: ColorizationPipeline, target: PreparedImage, reference: PreparedImage
-) -> Correspondence:
-    """Target -> reference correspondence with the pipeline's matching settings."""
-    matching = pipeline.config.matching
-    return correspond(
-        target.grid,
-        reference.grid,
-        reference.lab_work[:, 1:],
-        temperature=matching.temperature,
-        max_chunk_elements=matching.max_chunk_elements,
-    )
-
-
 @torch.no_grad()
 def make_batch(pipeline: ColorizationPipeline, pairs: Sequence[Pair]) -> Batch:
     """Prepare both images of every pair, match them, and stack ColorNet's inputs.
@@ -58,7 +42,7 @@ def make_batch(pipeline: ColorizationPipeline, pairs: Sequence[Pair]) -> Batch:
     for pair in pairs:
         target = pipeline.prepare(pair.target, name="target")
         reference = pipeline.prepare(pair.reference, name="reference")
-        match = correspondence(pipeline, target, reference)
+        match = pipeline.correspond(target, reference)
         inputs.append(colornet_inputs(target.l_work, target.grid, match))
         truth.append(colornet_target(target.lab_work, match.grid_size))
         lab.append(target.lab_work)
