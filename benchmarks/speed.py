@@ -31,7 +31,7 @@ from pathlib import Path
 from PIL import Image
 
 from benchmarks._common import run_child, table, write_json
-from benchmarks.report import SPEED_HEADERS, speed_rows
+from benchmarks.report import LARGE_HEADERS, SPEED_HEADERS, large_rows, speed_rows
 
 SIZES = (256, 512, 1024, 2048)
 METHODS = ("training-free", "reinhard")
@@ -41,7 +41,6 @@ LARGE_MEGAPIXELS = (12, 24, 96)
 # models) plus a part proportional to the input's pixels.
 BUDGET_FIXED_MB = 1024.0
 BUDGET_BYTES_PER_PIXEL = 30
-LARGE_HEADERS = ["megapixels", "size", "total s", "peak RSS MB", "budget MB", "within budget"]
 
 
 def _rss_mb() -> float:
@@ -156,15 +155,6 @@ def large(megapixels: float) -> dict:
         "peak_rss_mb": peak_mb,
         "budget_mb": rss_budget_mb(pixels),
     }
-
-
-def large_rows(results: list[dict]) -> list[list]:
-    return [
-        [f"{r['pixels'] / 1e6:.1f}", f"{r['width']}x{r['height']}", r["total_s"],
-         f"{r['peak_rss_mb']:.0f}", f"{r['budget_mb']:.0f}",
-         "yes" if r["peak_rss_mb"] <= r["budget_mb"] else "NO"]
-        for r in results
-    ]  # fmt: skip
 
 
 def _run_child(size: int, method: str, repeats: int, device: str, threads: int) -> dict:
