@@ -461,13 +461,6 @@ def vector_index_section(results: Results | None, figures: list[Figure]) -> str:
         f"{auto['recall_at_10']:.3f}. Peak memory grows linearly with the corpus (it includes "
         "the input vectors).\n\n"
     )
-    if results.get("large"):
-        text += (
-            "Large images, cold and end to end: `chromaref colorize BIG.jpg -r aloe_r.jpg` in a "
-            "fresh process (model load, JPEG decode, colorize, PNG result and grid), `aloe_l` "
-            "upscaled; the budget is 1 GB + 30 bytes per input pixel.\n\n"
-        )
-        text += table(LARGE_HEADERS, large_rows(results["large"])) + "\n\n"
     if len({r["size"] for r in results["results"]}) > 1:
         path = DOCS_IMAGES / "vector_index_cost.png"
         figures.append(Figure(path, lambda fig: _vector_plot(fig, results["results"]), (10, 3.8)))
