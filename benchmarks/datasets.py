@@ -4,6 +4,7 @@
     python -m benchmarks.datasets paintings --out data/paintings  # non-natural: painting crops
     python -m benchmarks.datasets drawings  --out data/drawings   # non-natural: illustrations
     python -m benchmarks.datasets animation --out data/animation  # non-natural: cartoon frames
+    python -m benchmarks.datasets training  --out data/training   # photos to train on (no eval)
 
 `labelled`: ~230 Wikimedia photos from `gcompris-qt-data` in 5 categories (animals, monuments,
 fishes, tools, renewable energy), the only labelled real photos that install offline; the
@@ -11,7 +12,9 @@ ImageNet folder layout, so `chromaref index build` reads the labels. `paintings`
 painting crops of the same package (WebMuseum, GPLv3). `drawings`: its 116 colored
 illustrations of words (Art4Apps, CC-BY-SA-3.0). `animation`: frames of `Megamind.avi`
 from `opencv-doc` (needs PyAV, in the `[dev]` extra). Every folder gets a SOURCES.md with the
-package's own author / source / license records.
+package's own author / source / license records. `training`: the photos the colorization
+sub-net trains on, with every image above (and every bundled photo) kept out by source and by
+content; see `benchmarks.training_set`.
 """
 
 from __future__ import annotations
@@ -22,8 +25,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 
 from benchmarks.qt_resources import read_qt_resources
+from chromaref.platform.files import atomic_path, atomic_write_text
 from chromaref.platform.metrics import colorfulness
 
 GCOMPRIS_RCC = Path("/usr/share/gcompris-qt/rcc")
@@ -44,17 +49,32 @@ LABELLED = {
     "tools": [("categorization", "resource/images/tools")],
     "renewable": [("categorization", "resource/images/renewable")],
 }
+PAINTINGS = [("paintings", "resource/image")]
+DRAWINGS = [("lang", "resource/words_sample")]
+# every (bundle, folder) an evaluation set reads: the training set takes nothing from these bundles
+EVALUATION_SOURCES = [
+    *(pair for pairs in LABELLED.values() for pair in pairs),
+    *PAINTINGS,
+    *DRAWINGS,
+]
+ANIMATION_EVERY = 6
 
 
 class MissingSourceError(RuntimeError):
     """A Debian package the set comes from is not installed."""
 
 
-def _bundle(name: str) -> Iterator[tuple[str, bytes]]:
-    path = GCOMPRIS_RCC / f"{name}.rcc"
+def bundle_files(bundle: str, folder: str = "") -> Iterator[tuple[str, bytes]]:
+    """`(resource path, bytes)` of every file of a gcompris bundle under `resource/...` `folder`.
+
+    Raises:
+        MissingSourceError: gcompris-qt-data is not installed.
+    """
+    path = GCOMPRIS_RCC / f"{bundle}.rcc"
     if not path.is_file():
         raise MissingSourceError(f"{path} not found: install the Debian package gcompris-qt-data")
-    return read_qt_resources(path)
+    prefix = f"/activities/{bundle}/{folder}".rstrip("/") + "/"
+    return ((name, data) for name, data in read_qt_resources(path) if prefix in name)
 
 
 def _extract(sources: list[tuple[str, str]], out: Path) -> tuple[int, list[str]]:
@@ -62,21 +82,20 @@ def _extract(sources: list[tuple[str, str]], out: Path) -> tuple[int, list[str]]
     out.mkdir(parents=True, exist_ok=True)
     count, notes = 0, []
     for bundle, folder in sources:
-        prefix = f"/activities/{bundle}/{folder}/"
-        for path, data in _bundle(bundle):
-            if prefix not in path:
-                continue
+        for path, data in bundle_files(bundle, folder):
             if path.endswith(".webp"):
-                (out / Path(path).name).write_bytes(data)
+                with atomic_path(out / Path(path).name) as tmp:
+                    tmp.write_bytes(data)
                 count += 1
             elif path.endswith("/README"):
-                notes.append(f"## {bundle}: {path.split(prefix)[1]}\n\n{data.decode()}")
+                where = path.split(f"/activities/{bundle}/{folder}/")[1]
+                notes.append(f"## {bundle}: {where}\n\n{data.decode()}")
     return count, notes
 
 
 def _write_sources(out: Path, package: str, notes: list[str]) -> None:
     header = f"# Sources\n\nExtracted from the Debian package `{package}`; its records follow.\n"
-    (out / "SOURCES.md").write_text("\n".join([header, *notes]))
+    atomic_write_text(out / "SOURCES.md", "\n".join([header, *notes]))
 
 
 def labelled(out: Path) -> None:
@@ -89,13 +108,13 @@ def labelled(out: Path) -> None:
 
 
 def paintings(out: Path) -> None:
-    count, notes = _extract([("paintings", "resource/image")], out)
+    count, notes = _extract(PAINTINGS, out)
     _write_sources(out, "gcompris-qt-data", notes)
     print(f"paintings: {count} crops")
 
 
 def drawings(out: Path) -> None:
-    count, _ = _extract([("lang", "resource/words_sample")], out)
+    count, _ = _extract(DRAWINGS, out)
     _write_sources(
         out,
         "gcompris-qt-data",
@@ -107,28 +126,46 @@ def drawings(out: Path) -> None:
     print(f"drawings: {count} illustrations")
 
 
-def animation(out: Path, every: int = 6) -> None:
-    """Every `every`-th frame of Megamind.avi as PNG, leaving out frames with (almost) no color
-    (fades to black): there is nothing to recover in them, nor to take as a reference."""
+def animation_frames(every: int = ANIMATION_EVERY) -> Iterator[tuple[int, Image.Image]]:
+    """`(frame number, RGB image)` of every `every`-th frame of Megamind.avi.
+
+    Raises:
+        MissingSourceError: PyAV or opencv-doc is not installed.
+    """
     try:
         import av
     except ImportError as error:
         raise MissingSourceError("PyAV is needed to read video: pip install -e '.[dev]'") from error
     if not MEGAMIND.is_file():
         raise MissingSourceError(f"{MEGAMIND} not found: install the Debian package opencv-doc")
-    out.mkdir(parents=True, exist_ok=True)
-    count = 0
     with av.open(str(MEGAMIND)) as container:
         for n, frame in enumerate(container.decode(video=0)):
-            image = frame.to_image() if n % every == 0 else None
-            if image is not None and colorfulness(np.asarray(image)) >= 5.0:
-                image.save(out / f"megamind_{n:04d}.png")
-                count += 1
-    (out / "SOURCES.md").write_text(
+            if n % every == 0:
+                yield n, frame.to_image()
+
+
+def animation(out: Path, every: int = ANIMATION_EVERY) -> None:
+    """Every `every`-th frame of Megamind.avi as PNG, leaving out frames with (almost) no color
+    (fades to black): there is nothing to recover in them, nor to take as a reference."""
+    count = 0
+    for n, image in animation_frames(every):
+        if colorfulness(np.asarray(image)) >= 5.0:
+            with atomic_path(out / f"megamind_{n:04d}.png") as tmp:
+                image.save(tmp, format="PNG")
+            count += 1
+    atomic_write_text(
+        out / "SOURCES.md",
         "# Sources\n\nFrames of `Megamind.avi` (a trailer clip shipped as an OpenCV sample), "
-        "from the Debian package `opencv-doc` (`/usr/share/doc/opencv-doc/copyright`).\n"
+        "from the Debian package `opencv-doc` (`/usr/share/doc/opencv-doc/copyright`).\n",
     )
     print(f"animation: {count} frames")
+
+
+def training(out: Path) -> None:
+    # imported here: the training set is built against the evaluation sets defined above
+    from benchmarks.training_set import build
+
+    build(out)
 
 
 SETS = {
@@ -136,6 +173,7 @@ SETS = {
     "paintings": paintings,
     "drawings": drawings,
     "animation": animation,
+    "training": training,
 }
 
 
