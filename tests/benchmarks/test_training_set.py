@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-import json
 from pathlib import Path
 
 import numpy as np
@@ -90,7 +89,7 @@ def test_pypi_photos_build_the_set_and_missing_packages_are_named(tmp_path, no_d
     assert {item.label for item in corpus} == {"scikit-image"}
 
 
-def test_rebuild_is_identical_and_the_split_keeps_groups_whole(tmp_path, no_debian):
+def test_rebuild_is_identical(tmp_path, no_debian):
     first, second = tmp_path / "a", tmp_path / "b"
     training_set.build(first)
     training_set.build(second)
@@ -99,14 +98,32 @@ def test_rebuild_is_identical_and_the_split_keeps_groups_whole(tmp_path, no_debi
         f: _sha256(second / f) for f in _written(second)
     }
 
-    entries = json.loads((first / "split.json").read_text())["files"]
+
+def test_files_of_one_group_fall_on_one_side(tmp_path, no_debian):
+    def tiles() -> list[Candidate]:
+        out = []
+        for photo, boxes in {
+            "retina.jpg": [(300, 300, 700, 700), (700, 300, 1100, 700), (500, 700, 900, 1100)],
+            "ihc.png": [(0, 0, 512, 170), (0, 170, 512, 340), (0, 340, 512, 512)],
+        }.items():
+            with Image.open(SKIMAGE_DATA / photo) as image:
+                for n, box in enumerate(boxes):
+                    out.append(
+                        _candidate(f"{photo}_{n}", "test", image.convert("RGB").crop(box), photo)
+                    )
+        return out
+
+    record = training_set.build(tmp_path / "out", readers={"test": lambda: iter(tiles())})
     sides: dict[str, set[str]] = {}
-    for entry in entries:
+    for entry in record["files"]:
         sides.setdefault(entry["group"], set()).add(entry["split"])
+    assert len(record["files"]) == 6
+    assert set(sides) == {"retina.jpg", "ihc.png"}
     assert all(len(s) == 1 for s in sides.values())
-    train = {e["file"] for e in entries if e["split"] == "train"}
-    val = {e["file"] for e in entries if e["split"] == "val"}
-    assert train and val and not train & val and train | val == _written(first)
+    assert set.union(*sides.values()) == {"train", "val"}
+    train = {e["file"] for e in record["files"] if e["split"] == "train"}
+    val = {e["file"] for e in record["files"] if e["split"] == "val"}
+    assert not train & val and train | val == _written(tmp_path / "out")
 
 
 def test_split_groups_is_stable_about_a_tenth_and_never_empty():
