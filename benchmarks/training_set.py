@@ -71,6 +71,8 @@ SOURCES_FILE = "SOURCES.md"
 
 @dataclass(frozen=True)
 class Kept:
+    """A candidate written to the set, with what split.json says about the file."""
+
     candidate: Candidate
     file: str
     width: int
@@ -159,11 +161,11 @@ class _Builder:
             self._exclude(candidate, f"unreadable ({error})")
             return
         image = downscale(image, MAX_SIDE)
-        chroma = object_chroma(image, mask)
         if min(image.size) < (MIN_SIDE if mask is None else CUTOUT_MIN_SIDE):
             kind = "photo" if mask is None else "cut-out"
             self._exclude(candidate, f"too small ({kind}, {image.width}x{image.height})")
             return
+        chroma = object_chroma(image, mask)
         if chroma <= MIN_CHROMA:
             self._exclude(candidate, f"nearly colorless (mean chroma {chroma:.2f})")
             return
@@ -277,8 +279,8 @@ def build(
     _remove_stale(out, {e["file"] for e in entries})
     record = {
         "version": 1,
-        "split_rule": f"group is val when sha256('{SPLIT_KEY}:' + group) / 16**12 < "
-        f"{VAL_FRACTION} (first 12 hex digits); at least one val group",
+        "split_rule": f"a group is val when int(sha256('{SPLIT_KEY}:' + group)[:12], 16) "
+        f"/ 16**12 < {VAL_FRACTION}; at least one val group",
         "near_duplicate_rule": f"gray correlation >= {THRESHOLD}, mean |ab| diff <= {MAX_AB_DIFF}",
         "evaluation_images_checked": len(builder.references),
         "files": entries,

@@ -99,6 +99,16 @@ def test_rebuild_is_identical(tmp_path, no_debian):
     }
 
 
+def test_a_rerun_removes_what_it_no_longer_takes(tmp_path, no_debian):
+    out = tmp_path / "out"
+    training_set.build(out)
+    (out / "notes.txt").write_text("kept: not written by the builder")
+    only_ihc = {"ihc": lambda: (c for c in training_sources.scikit_image() if c.name == "ihc")}
+    record = training_set.build(out, readers=only_ihc)
+    assert [e["file"] for e in record["files"]] == ["scikit-image/ihc.jpg"]
+    assert _written(out) == {"scikit-image/ihc.jpg"} and (out / "notes.txt").is_file()
+
+
 def test_files_of_one_group_fall_on_one_side(tmp_path, no_debian):
     def tiles() -> list[Candidate]:
         out = []
