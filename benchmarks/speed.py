@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import resource
 import statistics
 import subprocess
@@ -112,29 +111,42 @@ def large_photo(folder: Path, megapixels: float, name: str = TARGET) -> Path:
     return path
 
 
-def measure_command(command: list[str]) -> tuple[float, float]:
-    """Run `command` to completion; returns its wall seconds and its own peak RSS in MB.
+# What the `chromaref` console script runs, plus one line at exit with the process's own peak
+# RSS. VmHWM belongs to the process's memory map, which exec replaces; ru_maxrss (os.wait4)
+# would instead carry over the peak of the parent that forked it (a large pytest process).
+_CLI_WITH_PEAK = """
+import atexit, sys
+def _peak():
+    with open("/proc/self/status") as status:
+        kb = next(line.split()[1] for line in status if line.startswith("VmHWM:"))
+    sys.stderr.write("\\nPEAK_MARKER " + kb + "\\n")
+atexit.register(_peak)
+from chromaref.cli.main import app
+sys.argv[0] = "chromaref"
+sys.exit(app())
+"""
+PEAK_MARKER = "chromaref-peak-rss-kb"
 
-    `os.wait4` reports the usage of that one child, unlike RUSAGE_CHILDREN, which keeps the
-    maximum over every child this process has waited for.
-    """
+
+def measure_command(command: list[str]) -> tuple[float, float]:
+    """Run `command` (from `colorize_command`) to completion; returns its wall seconds and its
+    own peak RSS in MB, as the process itself reported it at exit."""
     start = time.perf_counter()
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    stderr = process.stderr.read()
-    _, status, usage = os.wait4(process.pid, 0)
+    done = subprocess.run(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     seconds = time.perf_counter() - start
-    process.returncode = os.waitstatus_to_exitcode(status)
-    if process.returncode != 0:
-        raise RuntimeError(f"{' '.join(command)} failed (exit {process.returncode}): {stderr!r}")
-    return seconds, usage.ru_maxrss / 1024.0
+    if done.returncode != 0:
+        raise RuntimeError(f"{' '.join(command)} failed (exit {done.returncode}): {done.stderr}")
+    kb = next(line.split()[1] for line in done.stderr.splitlines() if line.startswith(PEAK_MARKER))
+    return seconds, int(kb) / 1024.0
 
 
 def colorize_command(target: Path, out: Path) -> list[str]:
-    """The user's command line: `chromaref colorize TARGET -r REFERENCE --out OUT -q`."""
+    """The user's command line, `chromaref colorize TARGET -r REFERENCE --out OUT -q`, run as
+    the console script runs it, with its peak RSS reported at exit."""
     from chromaref.platform.assets import photo
 
-    chromaref = Path(sys.executable).with_name("chromaref")
-    return [str(chromaref), "colorize", str(target), "-r", str(photo(REFERENCE).path),
+    return [sys.executable, "-c", _CLI_WITH_PEAK.replace("PEAK_MARKER", PEAK_MARKER),
+            "colorize", str(target), "-r", str(photo(REFERENCE).path),
             "--out", str(out), "-q"]  # fmt: skip
 
 
