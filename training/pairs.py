@@ -19,11 +19,12 @@ split is by content hash, so it is stable when the corpus grows.
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import math
 import random
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -36,6 +37,7 @@ from chromaref.platform.color import mean_chroma
 from chromaref.platform.errors import ChromarefError, ConfigError, FileError
 from chromaref.platform.images import load_image
 from chromaref.retrieval.corpus import CorpusItem, parse_uri, read_bytes
+from chromaref.retrieval.storage import locate
 from chromaref.training.config import DataConfig
 
 logger = logging.getLogger(__name__)
@@ -144,16 +146,27 @@ def _unit_hash(text: str) -> float:
 
 
 def split_photos(
-    photos: Sequence[Photo], *, val_fraction: float, seed: int
+    photos: Sequence[Photo],
+    *,
+    val_fraction: float,
+    seed: int,
+    assigned: Mapping[str, str] | None = None,
 ) -> tuple[list[Photo], list[Photo]]:
     """(train, val) by a hash of each photo's content and the seed: deterministic, and a photo
     stays on its side when others are added. At least one validation photo when asked for one.
+    `assigned` (uri -> "train" or "val", from the corpus's own split.json) overrides the hash:
+    a data set that keeps related photos on one side stays split that way.
 
     Raises:
         ConfigError: fewer than 2 training photos would remain.
     """
+    assigned = assigned or {}
     keys = {p.id: _unit_hash(f"{seed}:{p.sha1}") for p in photos}
-    val = [p for p in photos if keys[p.id] < val_fraction]
+    val = [
+        p
+        for p in photos
+        if assigned.get(p.uri) == "val" or (p.uri not in assigned and keys[p.id] < val_fraction)
+    ]
     if val_fraction > 0 and not val and len(photos) > 2:
         val = [min(photos, key=lambda p: keys[p.id])]
     held = {p.id for p in val}
@@ -164,6 +177,27 @@ def split_photos(
             f"(plus {len(val)} held out); add photos to the corpus"
         )
     return train, val
+
+
+SPLIT_FILE = "split.json"
+MAX_SPLIT_BYTES = 64 << 20  # a listing of millions of files, not more
+
+
+def assigned_split(corpus: str) -> dict[str, str]:
+    """uri -> "train"/"val" from `CORPUS/split.json` when the corpus has one (the format
+    `python -m benchmarks.datasets training` writes: {"files": [{"file", "split"}, ...]}), so
+    training keeps the data set's own split; {} for any other corpus."""
+    root = locate(corpus)
+    manifest = root.child(f"{root.path.rstrip('/')}/{SPLIT_FILE}")
+    if root.kind() != "dir" or manifest.kind() != "file":
+        return {}
+    try:
+        entries = json.loads(manifest.read(limit=MAX_SPLIT_BYTES))["files"]
+        return {
+            str(root.child(f"{root.path.rstrip('/')}/{e['file']}")): e["split"] for e in entries
+        }
+    except (ValueError, KeyError, TypeError) as exc:
+        raise FileError(manifest, f"not a training split file ({exc})") from None
 
 
 def split_fingerprint(train: Sequence[Photo], val: Sequence[Photo]) -> str:

@@ -173,9 +173,10 @@ def fetch_model_file(uri: str, dest: Path, tracking_uri: str | None = None) -> P
     try:
         local = Path(mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=str(dest)))
     except Exception as exc:  # mlflow raises MlflowException, OSError, ... for a bad uri
-        raise WeightsError(f"{uri}: cannot fetch it from {uri_store} ({_first_line(exc)})") from None
+        raise WeightsError(
+            f"{uri}: cannot fetch it from {uri_store} ({_first_line(exc)})"
+        ) from None
     files = sorted(local.rglob("*.pt")) if local.is_dir() else [local]
     if len(files) != 1:
         raise WeightsError(f"{uri}: expected one colornet .pt file there, found {len(files)}")
     return files[0]
-

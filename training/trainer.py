@@ -37,6 +37,7 @@ from chromaref.training.checkpoint import load_state, model_from_state
 from chromaref.training.config import TrainConfig, resolve_config, to_yaml
 from chromaref.training.pairs import (
     Dataset,
+    assigned_split,
     drop_duplicates,
     retrieved_neighbours,
     scan_items,
@@ -106,7 +107,12 @@ def prepare_dataset(config: TrainConfig, items: list[CorpusItem]) -> Dataset:
     photos, skipped = drop_duplicates([entry for part in parts for entry in part])
     for uri, reason in skipped:
         logger.info("skipping %s: %s", uri, reason)
-    train, val = split_photos(photos, val_fraction=config.data.val_fraction, seed=config.seed)
+    train, val = split_photos(
+        photos,
+        val_fraction=config.data.val_fraction,
+        seed=config.seed,
+        assigned=assigned_split(_expand(config.corpus)),
+    )
     neighbours = {}
     if config.index:
         neighbours = retrieved_neighbours(

@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from chromaref.platform.color import lab_image
+from chromaref.platform.errors import FileError
 from chromaref.platform.metrics import ab_histogram_distance
 from chromaref.retrieval.corpus import list_corpus
 from chromaref.training.config import DataConfig
 from chromaref.training.pairs import (
     CHROMA,
     PERCEPTUAL,
+    SPLIT_FILE,
     PairMaker,
     Photo,
     RankBatches,
+    assigned_split,
     drop_duplicates,
     random_square_crop,
     sample_rng,
@@ -107,3 +111,26 @@ def test_retrieved_references_exclude_the_photo_itself_and_held_out_photos(train
     maker = PairMaker(train, train, table, DataConfig(unrelated_probability=0.0), 64)
     pair = maker.pair(0, sample_rng(0, 0, 0), PERCEPTUAL)
     assert pair.reference_kind == "retrieved" and pair.reference_uri in table[train[0].id]
+
+
+def test_a_corpus_split_file_decides_each_listed_photo(train_corpus, tmp_path):
+    import json
+    import shutil
+
+    corpus = tmp_path / "corpus"
+    shutil.copytree(train_corpus, corpus)
+    assert assigned_split(str(corpus)) == {}  # no split.json: the hash decides
+    items = list_corpus(corpus)
+    photos, _ = drop_duplicates(scan_items(items, min_chroma=2.0))
+    _, hashed_val = split_photos(photos, val_fraction=0.5, seed=0)
+    chosen = photos[0] if photos[0] not in hashed_val else photos[1]  # a hashed train photo
+    entries = [{"file": chosen.uri.rsplit("/", 1)[-1], "split": "val"}]
+    entries += [{"file": p.uri.rsplit("/", 1)[-1], "split": "train"} for p in hashed_val]
+    (corpus / SPLIT_FILE).write_text(json.dumps({"files": entries}))
+    assigned = assigned_split(str(corpus))
+    train, val = split_photos(photos, val_fraction=0.5, seed=0, assigned=assigned)
+    assert len(train) + len(val) == len(photos)
+    assert chosen in val and not set(hashed_val) & set(val)
+    (corpus / SPLIT_FILE).write_text('{"not": "a split"}')
+    with pytest.raises(FileError, match=r"split\.json"):
+        assigned_split(str(corpus))
