@@ -73,7 +73,8 @@ class LockHeldError(ChromarefError):
 def lock_file(target: str | os.PathLike[str]) -> Path:
     """The lock file that guards `target`: `<target>.lock`, beside it."""
     path = Path(os.path.abspath(target))
-    return path.with_name(path.name + ".lock")
+    folder = Path(os.path.realpath(path.parent))  # one lock however the folder is reached
+    return folder / (path.name + ".lock")
 
 
 def _read_holder(fd: int) -> Holder:
@@ -86,7 +87,10 @@ def _read_holder(fd: int) -> Holder:
 def _try_lock(path: Path) -> tuple[int | None, Holder]:
     """(fd holding the lock, us) or (None, the holder), without waiting."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)  # close-on-exec: children never hold it
+    try:  # 0o666 minus the umask, like every file we write; close-on-exec by default
+        fd, writable = os.open(path, os.O_RDWR | os.O_CREAT, 0o666), True
+    except PermissionError:  # another user's lock file: flock needs only a read-only fd
+        fd, writable = os.open(path, os.O_RDONLY), False
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
@@ -101,8 +105,9 @@ def _try_lock(path: Path) -> tuple[int | None, Holder]:
         os.close(fd)
         return _try_lock(path)
     me = Holder.current()
-    os.ftruncate(fd, 0)
-    os.pwrite(fd, json.dumps(me.__dict__).encode(), 0)
+    if writable:  # who holds it, for the message others get (informative only)
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, json.dumps(me.__dict__).encode(), 0)
     return fd, me
 
 
@@ -155,6 +160,6 @@ def exclusive(
         try:
             if os.stat(path).st_ino == os.fstat(fd).st_ino:  # still ours (not deleted by hand)
                 path.unlink()  # nobody can lock it between this and close
-        except FileNotFoundError:
+        except OSError:  # gone already, or in a folder we may not write: harmless either way
             pass
         os.close(fd)

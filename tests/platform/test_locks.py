@@ -142,3 +142,27 @@ def test_never_two_holders_while_lock_files_come_and_go(tmp_path):
     for enter, leave in zip(lines[::2], lines[1::2], strict=True):  # never interleaved
         assert enter.startswith("in ") and leave == "out " + enter[3:]
     assert not lock_file(target).exists()
+
+
+def test_one_lock_however_the_folder_is_named_and_it_follows_the_umask(tmp_path):
+    real = tmp_path / "real"
+    real.mkdir()
+    (tmp_path / "link").symlink_to(real)
+    assert lock_file(tmp_path / "link" / "idx") == lock_file(real / "idx")
+    proc = _holder(real / "idx")
+    try:
+        with pytest.raises(LockHeldError), exclusive(tmp_path / "link" / "idx"):
+            pass
+    finally:
+        _release(proc)
+    code = (
+        "import os, stat, sys\n"
+        "from chromaref.platform.locks import exclusive, lock_file\n"
+        "os.umask(0o002)\n"
+        "with exclusive(sys.argv[1]):\n"
+        "    print(oct(stat.S_IMODE(os.stat(lock_file(sys.argv[1])).st_mode)))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code, str(real / "shared")], capture_output=True, text=True
+    )
+    assert done.stdout.strip() == "0o664", done.stderr
