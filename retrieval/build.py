@@ -229,7 +229,9 @@ def build_index(
         LockHeldError: another build of `index_dir` still runs after `wait` seconds.
     """
     config = config or BuildConfig()
-    index_dir = Path(index_dir)
+    index_dir = Path(os.path.abspath(index_dir))  # "." and "idx/" have a name to stage beside
+    if index_dir.parent == index_dir:
+        raise ConfigError(f"--out {index_dir} is a filesystem root; choose a folder for the index")
     hint = "wait for that build to finish, or rerun with --wait SECONDS to queue behind it"
     with exclusive(index_dir, wait=wait, hint=hint):
         start = time.perf_counter()

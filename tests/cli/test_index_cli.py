@@ -73,3 +73,14 @@ def test_references_and_auto_are_exclusive(tmp_path):
     assert result.exit_code == 2 and "not both" in result.output
     result = _invoke("colorize", str(tmp_path))
     assert result.exit_code == 2 and "--reference" in result.output
+
+
+def test_out_may_be_the_current_folder_but_not_a_filesystem_root(corpus, tmp_path, monkeypatch):
+    here = tmp_path / "here"
+    here.mkdir()
+    monkeypatch.chdir(here)
+    result = _invoke("index", "build", str(corpus), "--out", ".", "--local", "-q")
+    assert result.exit_code == 0, result.output
+    assert json.loads((tmp_path / "here" / "manifest.json").read_text())["count"] > 0
+    root = _invoke("index", "build", str(corpus), "--out", "/", "--local", "-q")
+    assert root.exit_code == 2 and "filesystem root" in root.output
