@@ -191,13 +191,16 @@ def assigned_split(corpus: str) -> dict[str, str]:
     manifest = root.child(f"{root.path.rstrip('/')}/{SPLIT_FILE}")
     if root.kind() != "dir" or manifest.kind() != "file":
         return {}
+    base = root.path.rstrip("/")
     try:
         entries = json.loads(manifest.read(limit=MAX_SPLIT_BYTES))["files"]
-        return {
-            str(root.child(f"{root.path.rstrip('/')}/{e['file']}")): e["split"] for e in entries
-        }
+        assigned = {str(root.child(f"{base}/{e['file']}")): e["split"] for e in entries}
     except (ValueError, KeyError, TypeError) as exc:
         raise FileError(manifest, f"not a training split file ({exc})") from None
+    unknown = sorted(set(assigned.values()) - {"train", "val"})
+    if unknown:  # a "test" photo must never end up in training
+        raise FileError(manifest, f"splits must be train or val, found {', '.join(unknown)}")
+    return assigned
 
 
 def split_fingerprint(train: Sequence[Photo], val: Sequence[Photo]) -> str:

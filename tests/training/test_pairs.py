@@ -131,6 +131,10 @@ def test_a_corpus_split_file_decides_each_listed_photo(train_corpus, tmp_path):
     train, val = split_photos(photos, val_fraction=0.5, seed=0, assigned=assigned)
     assert len(train) + len(val) == len(photos)
     assert chosen in val and not set(hashed_val) & set(val)
+    entries[0]["split"] = "test"
+    (corpus / SPLIT_FILE).write_text(json.dumps({"files": entries}))
+    with pytest.raises(FileError, match="train or val, found test"):
+        assigned_split(str(corpus))
     (corpus / SPLIT_FILE).write_text('{"not": "a split"}')
     with pytest.raises(FileError, match=r"split\.json"):
         assigned_split(str(corpus))
