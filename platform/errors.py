@@ -38,3 +38,10 @@ class UnusableReferenceError(ChromarefError):
 
 class IndexMismatchError(ChromarefError):
     """An index was built with another descriptor model or format than the running one."""
+
+
+def first_line(exc: BaseException, limit: int = 200) -> str:
+    """The first line of an exception's message (its type when empty), for one-line errors
+    built from third-party exceptions whose text may run over many lines."""
+    lines = str(exc).strip().splitlines()
+    return (lines[0] if lines else type(exc).__name__)[:limit]

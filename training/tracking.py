@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from chromaref.platform.errors import ConfigError
+from chromaref.platform.errors import ConfigError, WeightsError, first_line
 from chromaref.training.config import TrackingConfig
 
 logger = logging.getLogger(__name__)
@@ -93,7 +93,7 @@ class RunTracker:
                 experiment_id = experiment.experiment_id
             run = client.create_run(experiment_id, run_name=run_name)
         except Exception as exc:  # mlflow raises many types for a bad URI or store
-            raise ConfigError(f"MLflow tracking at {uri}: {_first_line(exc)}") from None
+            raise ConfigError(f"MLflow tracking at {uri}: {first_line(exc)}") from None
         logger.info("MLflow run %s (%s) at %s", run.info.run_id, run_name, uri)
         return cls(uri, run.info.run_id)
 
@@ -149,11 +149,6 @@ class RunTracker:
         self.client.set_terminated(self.run_id, status=status)
 
 
-def _first_line(exc: Exception) -> str:
-    lines = str(exc).strip().splitlines()
-    return lines[0][:200] if lines else type(exc).__name__
-
-
 MODEL_URI_SCHEMES = ("runs:/", "models:/")
 
 
@@ -164,18 +159,20 @@ def fetch_model_file(uri: str, dest: Path, tracking_uri: str | None = None) -> P
     Raises:
         WeightsError: the run, model or version does not exist, or holds no model file.
     """
-    from chromaref.platform.errors import WeightsError
-
     uri_store = tracking_uri or resolve_tracking_uri(TrackingConfig())
-    _client(uri_store)
-    import mlflow.artifacts
-
+    if uri_store.startswith("sqlite:///") and not Path(uri_store[len("sqlite:///") :]).is_file():
+        raise WeightsError(  # never create an empty store just to look a model up
+            f"{uri}: no MLflow store at {uri_store}; run from the folder where `chromaref train` "
+            "ran, or set MLFLOW_TRACKING_URI"
+        )
     try:
+        _client(uri_store)
+        import mlflow.artifacts
+
         local = Path(mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=str(dest)))
     except Exception as exc:  # mlflow raises MlflowException, OSError, ... for a bad uri
-        raise WeightsError(
-            f"{uri}: cannot fetch it from {uri_store} ({_first_line(exc)})"
-        ) from None
+        reason = first_line(exc)
+        raise WeightsError(f"{uri}: cannot fetch it from {uri_store} ({reason})") from None
     files = sorted(local.rglob("*.pt")) if local.is_dir() else [local]
     if len(files) != 1:
         raise WeightsError(f"{uri}: expected one colornet .pt file there, found {len(files)}")

@@ -26,7 +26,7 @@ import torch
 from torch import Tensor
 
 from chromaref.platform import files
-from chromaref.platform.errors import WeightsError
+from chromaref.platform.errors import WeightsError, first_line
 
 logger = logging.getLogger(__name__)
 
@@ -106,11 +106,6 @@ def _refuse(path: object, reason: str) -> WeightsError:
     return WeightsError(f"{path}: {reason}; {HOW_TO_GET}")
 
 
-def _first_line(exc: Exception) -> str:
-    text = str(exc).strip().splitlines()
-    return (text[0] if text else type(exc).__name__)[:_MAX_REASON]
-
-
 def load_model_file(
     path: str | os.PathLike[str], *, architecture: str
 ) -> tuple[dict[str, Tensor], ModelFileMeta]:
@@ -127,7 +122,7 @@ def load_model_file(
     try:
         payload = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many types for truncated or foreign files
-        raise _refuse(path, f"not a readable model file ({_first_line(exc)})") from exc
+        raise _refuse(path, f"not a readable model file ({first_line(exc, _MAX_REASON)})") from exc
     found = payload.get("format") if isinstance(payload, dict) else None
     if found != FORMAT:
         raise _refuse(path, f"not a {FORMAT} file (format {found!r})")
@@ -144,6 +139,11 @@ def load_model_file(
         raise _refuse(path, "corrupt model file (no state dict of tensors)")
     if not isinstance(config, dict):
         raise _refuse(path, "corrupt model file (no architecture config)")
+    for key in ("matching", "metrics", "dataset"):
+        if not isinstance(payload.get(key) or {}, dict):
+            raise _refuse(path, f"corrupt model file ({key} is not a mapping)")
+    if not isinstance(payload.get("run_id") or "", str):
+        raise _refuse(path, "corrupt model file (run_id is not text)")
     meta = ModelFileMeta(
         path=str(path),
         sha256=hashlib.sha256(data).hexdigest(),

@@ -157,6 +157,8 @@ def _rewrite(source: str, target, **changes) -> str:
         ("other_architecture", "holds a 'unet' model"),
         ("other_version", f"format version 99, this chromaref reads {FORMAT_VERSION}"),
         ("bad_config", "invalid ColorNet config"),
+        ("bad_matching", "matching is not a mapping"),
+        ("bad_run_id", "run_id is not text"),
     ],
 )
 def test_unusable_model_files_are_refused_in_one_line_naming_the_file(tmp_path, case, reason):
@@ -175,6 +177,10 @@ def test_unusable_model_files_are_refused_in_one_line_naming_the_file(tmp_path, 
         _rewrite(good, bad, format_version=99)
     elif case == "bad_config":
         _rewrite(good, bad, config={"width": -1})
+    elif case == "bad_matching":
+        _rewrite(good, bad, matching=["efficientnet_lite0"])
+    elif case == "bad_run_id":
+        _rewrite(good, bad, run_id=42)
     with pytest.raises(WeightsError) as err:
         ColorNet.from_file(bad)
     message = str(err.value)

@@ -90,3 +90,14 @@ def test_a_missing_corpus_is_one_line_before_ray_starts(tmp_path):
     assert not ray.is_initialized()
     missing = CliRunner().invoke(app, ["train", "--steps", "3"])
     assert missing.exit_code == 2 and "give --corpus" in missing.output
+
+
+def test_a_model_uri_without_an_mlflow_store_is_one_line_and_creates_nothing(tmp_path, monkeypatch):
+    from chromaref.platform.errors import WeightsError
+    from chromaref.training.tracking import fetch_model_file
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    with pytest.raises(WeightsError, match="no MLflow store at sqlite:///"):
+        fetch_model_file("models:/chromaref-colorizer/1", tmp_path / "dl")
+    assert list(tmp_path.iterdir()) == []  # no empty mlruns.db left behind
