@@ -1,7 +1,7 @@
 """Memory is bounded in the pixels: `chromaref colorize` on a 24 MP photo, end to end (load,
 colorize, save the result and the grid), peaks under 1 GB + 30 bytes per input pixel.
 
-The command runs in its own process, and `os.wait4` reports that process's own peak RSS.
+The command runs in its own process, which reports its own peak RSS (VmHWM) at exit.
 """
 
 from __future__ import annotations
