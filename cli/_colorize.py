@@ -2,7 +2,11 @@
 
 Bad targets (unreadable, or whose results cannot be written) are skipped and summarised; a bad
 reference or an unwritable --out stops the run before any work, since every target would fail
-the same way. Every file is written atomically; `cli._outputs` names them.
+the same way; a damaged index found mid-run stops it, and what was written is still reported.
+Every file is written atomically; `cli._outputs` names them.
+
+A reference is kept as what colorizing and the grid read, never at full resolution: its working
+copy and features (`prepare(..., full_l=False)`) and a picture no larger than a grid cell.
 """
 
 from __future__ import annotations
@@ -32,8 +36,8 @@ from chromaref.platform.errors import (
     IndexFileError,
     IndexMismatchError,
 )
-from chromaref.platform.grid import make_grid
-from chromaref.platform.images import LoadedImage, load_image, save_image
+from chromaref.platform.grid import MAX_CELL_HEIGHT, MAX_CELL_WIDTH, make_grid
+from chromaref.platform.images import ImageInput, LoadedImage, as_rgb, load_image, save_image
 from chromaref.platform.pipeline import ColorizationPipeline
 
 logger = logging.getLogger(__name__)
@@ -41,12 +45,16 @@ logger = logging.getLogger(__name__)
 
 @dataclass
 class RunSummary:
-    """What a run did: files really written, targets skipped with why, and renamed targets."""
+    """What a run did: files really written, targets skipped with why, and renamed targets;
+    `stopped` is the error that ended it early (a damaged index), for the caller to raise once
+    the files written before it are reported."""
 
     written: list[Path] = field(default_factory=list)
     failed: list[tuple[str, str]] = field(default_factory=list)
     renamed: list[Target] = field(default_factory=list)  # named by more than their stem
     targets: int = 0
+    done: int = 0  # targets colorized
+    stopped: ChromarefError | None = None
 
 
 def reference_labels(references: Sequence[Path]) -> list[str]:
@@ -71,7 +79,8 @@ def _progress(console: Console, enabled: bool) -> Progress:
 
 @dataclass(frozen=True)
 class Reference:
-    """A reference ready for colorizing: its label in file names, prepared form and pixels."""
+    """A reference ready for colorizing: its label in file names, prepared form (working size
+    only) and its picture for the grid (see `grid_picture`)."""
 
     label: str
     prepared: PreparedImage
@@ -81,14 +90,38 @@ class Reference:
 ReferenceSource = Callable[[LoadedImage], list[Reference]]
 
 
+def grid_picture(rgb: np.ndarray) -> np.ndarray:
+    """`rgb`, shrunk to the largest cell a grid can show (`MAX_CELL_HEIGHT` high,
+    `MAX_CELL_WIDTH` wide) when it is bigger: the grid never shows more, so a reference kept
+    for it costs at most a few MB, not 3 B per pixel of the photo."""
+    height, width = rgb.shape[:2]
+    if height <= MAX_CELL_HEIGHT and width <= MAX_CELL_WIDTH:
+        return rgb
+    # one unlabelled cell is the whole grid; rounding down keeps it within the width cap too
+    return make_grid(
+        [[rgb]], cell_height=max(1, min(MAX_CELL_HEIGHT, height * MAX_CELL_WIDTH // width))
+    )
+
+
+def prepare_reference(
+    pipeline: ColorizationPipeline, image: ImageInput, *, name: str, label: str = ""
+) -> Reference:
+    """A reference prepared and checked, keeping only what colorizing and the grid read.
+
+    Raises:
+        UnusableReferenceError: it has no color to transfer.
+    """
+    prepared = pipeline.prepare(image, name=name, full_l=False)
+    pipeline.check_reference(prepared)
+    return Reference(label, prepared, grid_picture(as_rgb(image)))
+
+
 def fixed_references(pipeline: ColorizationPipeline, paths: Sequence[Path]) -> ReferenceSource:
     """The same user-given references for every target, loaded and checked up front."""
-    references = []
-    for path, label in zip(paths, reference_labels(paths), strict=True):
-        image = load_image(path)
-        prepared = pipeline.prepare(image, name=path.stem)
-        pipeline.check_reference(prepared)
-        references.append(Reference(label, prepared, image.rgb))
+    references = [
+        prepare_reference(pipeline, load_image(path), name=path.stem, label=label)
+        for path, label in zip(paths, reference_labels(paths), strict=True)
+    ]
     return lambda _target: references
 
 
@@ -107,12 +140,13 @@ def run_colorize(
     """Colorize every target from its references; returns what was written and what failed.
 
     A target that cannot be read, colorized or written is skipped and the run goes on.
-    `protected` files (e.g. the references) are never overwritten, like the targets.
+    `protected` files (e.g. the references) are never overwritten, like the targets. A damaged
+    index (IndexFileError, IndexMismatchError from `references_for`) fails every target alike:
+    the run stops there, with the error in `summary.stopped`.
 
     Raises:
         ConfigError: no images in `inputs`.
         FileError: `out` cannot be made or written to.
-        IndexFileError, IndexMismatchError: the index behind `references_for` is damaged.
     """
     targets = discover_targets(inputs, out)
     if not targets:
@@ -128,11 +162,14 @@ def run_colorize(
                 _colorize_one(
                     pipeline, target, references_for, out, fmt, debug, claims, summary.written
                 )
-            except (IndexFileError, IndexMismatchError):
-                raise  # a damaged index fails every target alike: stop with its one line
+            except (IndexFileError, IndexMismatchError) as exc:
+                summary.stopped = exc
+                break
             except ChromarefError as exc:
                 summary.failed.append((str(target.path), str(exc)))
                 logger.info("skipped %s: %s", target.path, exc)  # the summary lists it
+            else:
+                summary.done += 1
             bar.advance(task)
     return summary
 

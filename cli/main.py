@@ -144,31 +144,36 @@ def colorize(
         progress=not quiet and sys.stderr.isatty(),
         protected=reference or (),
     )
-    done = summary.targets - len(summary.failed)
-    console.print(
-        f"colorized {done}/{summary.targets} image(s): {len(summary.written)} file(s) in {out}/",
-        highlight=False,
-    )
-    for target in summary.renamed:
+    if summary.written or summary.stopped is None:  # stopped before any file: its line only
         console.print(
-            f"  note: {target.path} shares its name with another input; "
-            f"its results are named {target.key}__...",
+            f"colorized {summary.done}/{summary.targets} image(s): "
+            f"{len(summary.written)} file(s) in {out}/",
             highlight=False,
         )
-    for path in summary.written:
-        typer.echo(str(path))
+        for target in summary.renamed:
+            console.print(
+                f"  note: {target.path} shares its name with another input; "
+                f"its results are named {target.key}__...",
+                highlight=False,
+            )
+        for path in summary.written:
+            typer.echo(str(path))
     _exit_if_skipped(summary)
 
 
 def _exit_if_skipped(summary: RunSummary) -> None:
-    """One line per skipped target, then exit 1: the run went on, but results are missing."""
-    if not summary.failed:
-        return
-    console.print(f"[yellow]skipped {len(summary.failed)} file(s):[/yellow]")
+    """One line per skipped target, then exit 1: the run went on, but results are missing.
+    A run stopped early (damaged index) ends with that error's one line instead (exit 2);
+    the caller has listed the files written before it."""
+    if summary.failed:
+        console.print(f"[yellow]skipped {len(summary.failed)} file(s):[/yellow]")
     for path, reason in summary.failed:
         line = reason if reason.startswith(path) else f"{path}: {reason}"
         console.print(f"  {line}", highlight=False)
-    raise typer.Exit(EXIT_PARTIAL)
+    if summary.stopped is not None:
+        raise summary.stopped
+    if summary.failed:
+        raise typer.Exit(EXIT_PARTIAL)
 
 
 @app.command()

@@ -78,9 +78,12 @@ def _resize(lab: Tensor, size: tuple[int, int]) -> Tensor:
     return F.interpolate(lab, size=size, mode="bilinear", antialias=True, align_corners=False)
 
 
-def _lab_planes(rgb: np.ndarray, long_side: int, device: torch.device) -> tuple[Tensor, Tensor]:
+def _lab_planes(
+    rgb: np.ndarray, long_side: int, device: torch.device, *, full_l: bool = True
+) -> tuple[Tensor, Tensor]:
     """(H, W, 3) uint8 -> L at full resolution (1, 1, H, W) and Lab at the working size
-    (1, 3, h, w), converting one band of rows at a time.
+    (1, 3, h, w), converting one band of rows at a time. Without `full_l`, the L returned is
+    the working copy's and no full-resolution plane is made.
 
     The working copy is the antialiased bilinear resize of the full Lab image. That resize is
     separable, so each band is resized along x as it is converted, and the (H, w) result along
@@ -88,14 +91,16 @@ def _lab_planes(rgb: np.ndarray, long_side: int, device: torch.device) -> tuple[
     """
     height, width = rgb.shape[:2]
     size = working_shape(height, width, long_side)
-    l_full = torch.empty((1, 1, height, width), device=device)
+    l_full = torch.empty((1, 1, height, width), device=device) if full_l else None
     narrow = torch.empty((1, 3, height, size[1]), device=device)  # resized along x only
     rows = band_rows(width)
     for top in range(0, height, rows):
         lab = rgb_to_lab(image_to_tensor(rgb[top : top + rows]).to(device))
-        l_full[..., top : top + rows, :] = lab[:, :1]
+        if l_full is not None:
+            l_full[..., top : top + rows, :] = lab[:, :1]
         narrow[..., top : top + rows, :] = _resize(lab, (lab.shape[-2], size[1]))
-    return l_full, _resize(narrow, size)
+    lab_work = _resize(narrow, size)
+    return (lab_work[:, :1] if l_full is None else l_full), lab_work
 
 
 def _default_name(image: ImageInput) -> str:
@@ -119,13 +124,25 @@ class ColorizationPipeline:
 
     @torch.inference_mode()
     def prepare(
-        self, image: ImageInput, *, name: str | None = None, timer: StageTimer | None = None
+        self,
+        image: ImageInput,
+        *,
+        name: str | None = None,
+        timer: StageTimer | None = None,
+        full_l: bool = True,
     ) -> PreparedImage:
-        """Lab conversion, working copy and matching features: done once per image."""
+        """Lab conversion, working copy and matching features: done once per image.
+
+        `full_l=False` is for a reference, whose full-resolution L colorizing never reads: its
+        `l_full` is then the working copy's L (no 4 B/px plane is made or kept), and its
+        working copy and features are exactly those of `full_l=True`.
+        """
         timer = timer or StageTimer()
         rgb, name = as_rgb(image), name or _default_name(image)
         with timer("convert"):
-            l_full, lab_work = _lab_planes(rgb, self.config.matching.working_size, self.device)
+            l_full, lab_work = _lab_planes(
+                rgb, self.config.matching.working_size, self.device, full_l=full_l
+            )
         grid = None
         if self.backbone is not None:
             with timer("features"):
