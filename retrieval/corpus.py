@@ -11,6 +11,7 @@ from __future__ import annotations
 import bisect
 import hashlib
 import tarfile
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -66,7 +67,11 @@ def _list_parquet(files: list[Location]) -> list[CorpusItem]:
         with file.open() as f:
             meta = pq.ParquetFile(f)
             names = meta.schema_arrow.names
-            _bytes_column(names, file)
+            declared = _declared_bytes(meta.metadata, _bytes_column(names, file))
+            limit = max_image_bytes()
+            for problem in (_group_too_large(g, n, limit) for g, n in enumerate(declared)):
+                if problem:
+                    raise ConfigError(f"{file}: {problem}")
             labels = (
                 meta.read(columns=["label"])["label"].to_pylist()
                 if "label" in names
@@ -141,7 +146,7 @@ class _ParquetFile:
 
     column: str
     starts: tuple[int, ...]  # first row of each row group, then the total row count
-    declared: tuple[int, ...]  # uncompressed bytes of the column that each row group declares
+    declared: tuple[int, ...]  # bytes of the column that each row group declares
 
 
 @contextmanager
@@ -156,6 +161,30 @@ def _parquet_errors(file: str) -> Iterator[None]:
         raise FileError(file, f"not a readable Parquet file ({exc})") from None
 
 
+def _declared_bytes(meta, column: str) -> tuple[int, ...]:
+    """Per row group, the larger of the compressed and uncompressed bytes its footer declares
+    for `column`: what reading that group's column costs (pyarrow reads a group whole)."""
+    groups = [meta.row_group(g) for g in range(meta.num_row_groups)]
+    return tuple(
+        sum(
+            max(chunk.total_compressed_size, chunk.total_uncompressed_size)
+            for chunk in (group.column(leaf) for leaf in range(group.num_columns))
+            if chunk.path_in_schema.split(".")[0] == column
+        )
+        for group in groups
+    )
+
+
+def _group_too_large(group: int, size: int, limit: int) -> str:
+    """Why row group `group` (declaring `size` bytes) is not read ('' when it may be)."""
+    if size <= limit:
+        return ""
+    return (
+        f"row group {group} declares {size} bytes of images, more than the {limit} one read "
+        f"may use{_HINT}; rewrite the file with smaller row groups (pyarrow: row_group_size)"
+    )
+
+
 @lru_cache(maxsize=16)
 def _parquet_file(file: str) -> _ParquetFile:
     import pyarrow.parquet as pq
@@ -163,42 +192,44 @@ def _parquet_file(file: str) -> _ParquetFile:
     with _parquet_errors(file), locate(file).open() as f:
         meta = pq.ParquetFile(f).metadata
         column = _bytes_column(meta.schema.to_arrow_schema().names, file)
-        groups = [meta.row_group(g) for g in range(meta.num_row_groups)]
-        declared = tuple(
-            sum(
-                group.column(leaf).total_uncompressed_size
-                for leaf in range(group.num_columns)
-                if group.column(leaf).path_in_schema.split(".")[0] == column
-            )
-            for group in groups
-        )
-    starts = [0]
-    for group in groups:
-        starts.append(starts[-1] + group.num_rows)
+        declared = _declared_bytes(meta, column)
+        starts = [0]
+        for group in range(meta.num_row_groups):
+            starts.append(starts[-1] + meta.row_group(group).num_rows)
     return _ParquetFile(column, tuple(starts), declared)
 
 
-@lru_cache(maxsize=2)
-def _parquet_group(file: str, group: int, column: str) -> list:
-    """One row group's image bytes (cached: decode tasks read a file's rows in order)."""
+# The last row group read, as Arrow (not Python) values: decode tasks read a file's rows in
+# order, so a file is read once, not once per row. One group at most, of at most the cap.
+_GROUP: dict[tuple[str, int, str], object] = {}
+_GROUP_LOCK = threading.Lock()
+
+
+def _group_value(location: Location, key: tuple[str, int, str], offset: int) -> object:
     import pyarrow.parquet as pq
 
-    with _parquet_errors(file), locate(file).open() as f:
-        return pq.ParquetFile(f).read_row_group(group, columns=[column])[column].to_pylist()
+    with _GROUP_LOCK:
+        if key not in _GROUP:
+            _GROUP.clear()  # release the previous group before reading the next
+            with location.open() as f:
+                table = pq.ParquetFile(f).read_row_group(key[1], columns=[key[2]])
+            _GROUP[key] = table[key[2]]
+        return _GROUP[key][offset].as_py()
 
 
 def _parquet_value(location: Location, row: int, limit: int) -> bytes:
-    """Row `row`'s image bytes; a row group whose footer declares more than `limit` bytes a
-    row is refused before it is read."""
+    """Row `row`'s image bytes; a row group whose footer declares more than `limit` bytes is
+    refused before it is read, and so is a value longer than `limit`."""
     file = str(location)
     meta = _parquet_file(file)
     if not 0 <= row < meta.starts[-1]:
         raise FileError(file, f"has no row {row} (it holds {meta.starts[-1]})")
     group = bisect.bisect_right(meta.starts, row) - 1
-    rows = meta.starts[group + 1] - meta.starts[group]
-    if meta.declared[group] > rows * limit:
-        raise FileError(file, f"row group {group} holds more than {limit} bytes an image{_HINT}")
-    value = _parquet_group(file, group, meta.column)[row - meta.starts[group]]
+    problem = _group_too_large(group, meta.declared[group], limit)
+    if problem:
+        raise FileError(file, problem)
+    with _parquet_errors(file):
+        value = _group_value(location, (file, group, meta.column), row - meta.starts[group])
     value = value.get("bytes") if isinstance(value, dict) else value
     if not isinstance(value, bytes):
         raise FileError(file, f"row {row} holds no image bytes")

@@ -89,6 +89,9 @@ def _read_rows(path: Path, count: int) -> pa.Table:
         raise IndexFileError(file, f"unexpected columns {table.schema.names}; rebuild the index")
     if table.num_rows != count:
         raise IndexFileError(file, f"{table.num_rows} rows, but the manifest says {count}")
+    for name in _ROW_SCHEMA.names:
+        if name != "label" and table[name].null_count:
+            raise IndexFileError(file, f"null values in {name}; rebuild the index")
     return table
 
 
@@ -148,7 +151,7 @@ class Index:
             IndexMismatchError: the index was built with another model, weights or format.
             IndexFileError: a file of the index is damaged, changed or inconsistent.
         """
-        path = Path(path)
+        path = Path(path).expanduser()
         manifest = store.read_manifest(path)
         try:
             config = DescriptorConfig.model_validate(manifest["build"]["descriptor"])
@@ -250,6 +253,17 @@ class Index:
                     "rebuild the index",
                 )
         return values.astype(np.float32)
+
+    def check_every_row(self) -> None:
+        """Check every row of every descriptor array (digest and finite values), as a search
+        does for the rows it reads: for a small index, to find damage before it is used.
+
+        Raises:
+            IndexFileError: naming the array and the first bad row.
+        """
+        every = np.arange(len(self))
+        for name in store.DESCRIPTOR_DTYPES:
+            self._checked_rows(name, every)
 
     def check_references(self) -> None:
         """Refuse up front an index none of whose references may be read (its corpus root is
