@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import bisect
 import hashlib
+import re
 import tarfile
 import threading
 from collections.abc import Iterator
@@ -17,6 +18,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from urllib.parse import parse_qsl, urlsplit
 
 from chromaref.platform.errors import ChromarefError, ConfigError, FileError, ImageLoadError
 from chromaref.platform.images import IMAGE_SUFFIXES, MAX_PIXELS_ENV, max_pixels_limit
@@ -28,6 +30,7 @@ PARQUET_BYTES_COLUMNS = ("image", "bytes", "image_bytes", "content")
 # image needs) at the pixel limit, plus 1 MiB for headers, EXIF and ICC profiles.
 BYTES_PER_PIXEL = 8
 HEADER_BYTES = 1 << 20
+_SECRET_OPTION = re.compile(r"secret|password|token|credential|access_key", re.IGNORECASE)
 _HINT = f" (the cap for one image; set {MAX_PIXELS_ENV} to raise it)"
 
 
@@ -110,13 +113,34 @@ def _list_tar(files: list[Location]) -> list[CorpusItem]:
     return items
 
 
+def refuse_credentials(source: str | Path) -> None:
+    """Refuse a corpus URI that carries credentials (`s3://key:secret@bucket/...`, or a
+    secret in its options): every item's uri, the shards and the manifest would record them.
+
+    Raises:
+        ConfigError: naming the URI without its credentials.
+    """
+    parts = urlsplit(str(source)) if "://" in str(source) else None
+    if parts is None:
+        return
+    secrets = [k for k, _ in parse_qsl(parts.query) if _SECRET_OPTION.search(k)]
+    if "@" in parts.netloc or secrets:
+        shown = f"{parts.scheme}://{parts.netloc.rsplit('@', 1)[-1]}{parts.path}"
+        raise ConfigError(
+            f"corpus {shown}: the URI carries credentials, which an index would record; "
+            "remove them and use the environment or a profile instead (AWS_ACCESS_KEY_ID and "
+            "AWS_SECRET_ACCESS_KEY, AWS_PROFILE, GOOGLE_APPLICATION_CREDENTIALS, ...)"
+        )
+
+
 def list_corpus(source: str | Path) -> list[CorpusItem]:
     """Every image of a folder tree, a Parquet file/dataset, or tar shard(s), in stable order;
     `source` is a local path or a filesystem URI (see `chromaref.retrieval.storage`).
 
     Raises:
-        ConfigError: the source does not exist or is not a corpus.
+        ConfigError: the source does not exist, is not a corpus, or carries credentials.
     """
+    refuse_credentials(source)
     root = locate(source)
     kind = root.kind()
     if kind == "missing":

@@ -2,9 +2,27 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
+
+S3_TEST_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test"}
+
+
+@pytest.fixture(scope="session", autouse=True)
+def s3_credentials_in_the_environment():
+    """moto's (any) credentials, where users keep theirs: the environment, never the URI
+    (`index build` refuses a URI with credentials). Session-wide and set first, so that Ray
+    nodes started by any fixture inherit them."""
+    saved = {name: os.environ.get(name) for name in S3_TEST_CREDENTIALS}
+    os.environ.update(S3_TEST_CREDENTIALS)
+    yield
+    for name, value in saved.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
 
 
 @pytest.fixture(scope="session")
@@ -21,7 +39,7 @@ def s3_corpus(corpus):
     """The shared corpus uploaded to a real S3 API (moto's server on 127.0.0.1) as a folder
     tree, a Parquet file and a tar shard; yields `uri(key)` for s3:// URIs under the bucket.
 
-    Credentials travel in the URI (any key works on moto), so Ray workers need no environment.
+    Credentials come from the environment (`s3_credentials_in_the_environment`).
     """
     import io
     import tarfile
@@ -36,8 +54,6 @@ def s3_corpus(corpus):
     host, port = server.get_host_and_port()
     options = f"endpoint_override={host}:{port}&scheme=http&region=us-east-1"
     s3 = pafs.S3FileSystem(
-        access_key="test",
-        secret_key="test",
         endpoint_override=f"{host}:{port}",
         scheme="http",
         region="us-east-1",
@@ -60,5 +76,5 @@ def s3_corpus(corpus):
             archive.add(p, arcname=f"{p.parent.name}/{p.name}")
     with s3.open_output_stream("photos/tar/shard-0.tar") as out:
         out.write(buffer.getvalue())
-    yield lambda key: f"s3://test:test@photos/{key}?{options}"
+    yield lambda key: f"s3://photos/{key}?{options}"
     server.stop()

@@ -515,3 +515,62 @@ def test_search_table_escapes_control_characters_from_the_index(crafted, query):
     result = _invoke("index", "search", str(index_dir), str(query[0]), "--top", "1")
     assert result.exit_code == 0, result.output
     assert "\x1b" not in result.output and "\\x1b[2J" in result.output
+
+
+# --- review round: bounded Parquet reads, null rows, credentials, ~ ---------------------------
+
+
+def test_a_parquet_row_group_beyond_the_cap_is_refused_before_it_is_read(
+    crafted, corpus, monkeypatch
+):
+    root = crafted[1]
+    corpus_root = CorpusRoot(str(root.resolve()))
+    monkeypatch.setenv("CHROMAREF_MAX_PIXELS", "1")  # cap: 1 MiB + 8 bytes an image
+    small = [os.urandom(600 << 10), os.urandom(600 << 10)]  # each under the cap, not together
+    one_group, per_row = root / "one_group.parquet", root / "per_row.parquet"
+    pq.write_table(pa.table({"image": small}), one_group, compression="none")
+    pq.write_table(pa.table({"image": small}), per_row, compression="none", row_group_size=1)
+    with pytest.raises(ImageLoadError, match=r"row group 0 declares \d+ bytes.*row_group_size"):
+        read_bytes(f"parquet://{one_group.resolve()}#1", root=corpus_root)
+    with pytest.raises(ConfigError, match=r"one_group\.parquet: row group 0 declares"):
+        build_index(one_group, root.parent / "refused", config=BuildConfig(runner="local"))
+    for row in (1, 0, 1):  # out of order too: the cached group is re-read when needed
+        assert read_bytes(f"parquet://{per_row.resolve()}#{row}", root=corpus_root) == small[row]
+
+
+@pytest.mark.parametrize("column", ["uri", "id", "sha1"])
+def test_null_values_in_rows_are_one_line_naming_rows_parquet(column, crafted, query, tmp_path):
+    index_dir, _ = crafted
+    table = pq.read_table(index_dir / store.ROWS)
+    values = table[column].to_pylist()
+    values[_row_of(index_dir, Path(query[1]).name)] = None  # the row the search would show
+    where = table.schema.get_field_index(column)
+    table = table.set_column(where, column, pa.array(values, pa.string()))
+    pq.write_table(table, index_dir / store.ROWS)
+    _reseal(index_dir)  # only the null check can catch it
+    search = _invoke("index", "search", str(index_dir), str(query[0]))
+    colorize = _invoke(
+        "colorize", str(query[0]), "--auto", "--index", str(index_dir), "-q", "--out",
+        str(tmp_path / "out"),
+    )  # fmt: skip
+    for result in (search, colorize):
+        line = _one_error_line(result)
+        assert str(index_dir / store.ROWS) in line and f"null values in {column}" in line
+
+
+def test_index_open_expands_the_home_folder(local_index, tmp_path, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    shutil.copytree(local_index, tmp_path / "indexes" / "x")
+    assert Index.open("~/indexes/x").rows["id"] == Index.open(local_index).rows["id"]
+
+
+def test_index_build_refuses_credentials_in_the_corpus_uri(tmp_path):
+    for uri in (
+        "s3://AKIAEXAMPLE:hunter2secret@bucket/photos",
+        "s3://bucket/photos?region=eu-west-1&secret_key=hunter2secret",
+    ):
+        result = _invoke("index", "build", uri, "--out", str(tmp_path / "index"))
+        line = _one_error_line(result)
+        assert "credentials" in line and "AWS_ACCESS_KEY_ID" in line, line
+        assert "hunter2secret" not in result.output and "AKIAEXAMPLE" not in result.output
+    assert not (tmp_path / "index").exists()
