@@ -3,6 +3,7 @@ the first-use default index, and a damaged cached default index."""
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import shutil
@@ -18,6 +19,7 @@ from chromaref.platform.assets import photo
 from chromaref.platform.errors import ConfigError
 from chromaref.platform.files import sha256_file
 from chromaref.platform.locks import exclusive, lock_file
+from chromaref.retrieval import store
 from chromaref.retrieval.default import CACHE_ENV, default_index
 from chromaref.retrieval.index import Index
 
@@ -143,7 +145,29 @@ def _truncate(path: Path) -> None:
     path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
 
 
+def _reseal(index_dir: Path, **changes: object) -> None:
+    """Rewrite the manifest's checksums to match the disk, so only the deeper checks remain."""
+    manifest = json.loads((index_dir / "manifest.json").read_text())
+    manifest["files"] = {n: store.file_entry(index_dir / n) for n in store.SEARCH_FILES}
+    (index_dir / "manifest.json").write_text(json.dumps({**manifest, **changes}))
+
+
+def _corpus_moved(index_dir: Path) -> None:
+    """As after moving the venv: the recorded corpus root is no longer the bundled photos'."""
+    old = json.loads((index_dir / "manifest.json").read_text())["corpus"]
+    _reseal(index_dir, corpus=old + "-moved")
+
+
+def _row_changed(index_dir: Path) -> None:
+    local = np.load(index_dir / "local.npy")
+    local[-1] += np.float16(0.01)  # one row, still finite
+    np.save(index_dir / "local.npy", local)
+    _reseal(index_dir)
+
+
 DAMAGE = {
+    "corpus moved (resealed)": _corpus_moved,
+    "a .npy row changed (resealed)": _row_changed,
     "rows.parquet truncated": lambda idx: _truncate(idx / "rows.parquet"),
     "manifest.json corrupt": lambda idx: (idx / "manifest.json").write_text('{"count": '),
     "manifest.json missing": lambda idx: (idx / "manifest.json").unlink(),
@@ -181,6 +205,17 @@ def test_colorize_auto_rebuilds_a_damaged_default_index(cached_default, tmp_path
     assert code == 0, text
     assert "cached default index cannot be used" in text and "rebuilding it" in text
     assert list((tmp_path / "out").glob("old__auto1-*.png"))
+
+
+def test_a_damaged_cached_default_index_holding_a_foreign_file_is_not_deleted(
+    cached_default, tmp_path, monkeypatch
+):
+    built = _own_cache(cached_default, tmp_path, monkeypatch)
+    (built / "manifest.json").write_text('{"count": ')
+    (built / "notes.txt").write_text("mine")
+    with pytest.raises(ConfigError, match=r"holds notes\.txt, which chromaref did not write"):
+        default_index()
+    assert (built / "notes.txt").read_text() == "mine"
 
 
 def test_a_failed_rebuild_is_one_clear_error(cached_default, tmp_path, monkeypatch):
