@@ -41,7 +41,7 @@ def make_batch(pipeline: ColorizationPipeline, pairs: Sequence[Pair]) -> Batch:
     inputs, truth, lab = [], [], []
     for pair in pairs:
         target = pipeline.prepare(pair.target, name="target")
-        reference = pipeline.prepare(pair.reference, name="reference")
+        reference = pipeline.prepare(pair.reference, name="reference", full_l=False)
         match = pipeline.correspond(target, reference)
         inputs.append(colornet_inputs(target.l_work, target.grid, match))
         truth.append(colornet_target(target.lab_work, match.grid_size))
