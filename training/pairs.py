@@ -289,15 +289,22 @@ def smooth_warp(rgb: np.ndarray, rng: random.Random, strength: float) -> np.ndar
     return warped[0].permute(1, 2, 0).round().clamp(0, 255).to(torch.uint8).numpy()
 
 
+def _random_view(rgb: np.ndarray, rng: random.Random, *, min_share: float) -> Image.Image:
+    """A random crop keeping `min_share`-100% of each side, mirrored half the time."""
+    height, width = rgb.shape[:2]
+    crop_h, crop_w = (max(1, round(side * rng.uniform(min_share, 1.0))) for side in (height, width))
+    top, left = rng.randint(0, height - crop_h), rng.randint(0, width - crop_w)
+    image = Image.fromarray(rgb[top : top + crop_h, left : left + crop_w])
+    if rng.random() < 0.5:
+        image = image.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+    return image
+
+
 def self_reference(target: np.ndarray, rng: random.Random, *, warp_strength: float) -> np.ndarray:
     """The chrominance branch's reference: the target re-cropped (60-100% of each side, back
     to its size), mirrored half the time, then warped. Same colors, no pixel in place."""
     height, width = target.shape[:2]
-    crop_h, crop_w = (max(1, round(side * rng.uniform(0.6, 1.0))) for side in (height, width))
-    top, left = rng.randint(0, height - crop_h), rng.randint(0, width - crop_w)
-    image = Image.fromarray(target[top : top + crop_h, left : left + crop_w])
-    if rng.random() < 0.5:
-        image = image.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+    image = _random_view(target, rng, min_share=0.6)
     view = np.asarray(image.resize((width, height), Image.Resampling.BILINEAR))
     return smooth_warp(view, rng, warp_strength)
 
@@ -305,12 +312,7 @@ def self_reference(target: np.ndarray, rng: random.Random, *, warp_strength: flo
 def other_reference(rgb: np.ndarray, rng: random.Random, size: int) -> np.ndarray:
     """A perceptual-branch reference: a random 70-100% crop of another photo, mirrored half
     the time, with its long side at `size` (the working size the pipeline would use)."""
-    height, width = rgb.shape[:2]
-    crop_h, crop_w = (max(1, round(side * rng.uniform(0.7, 1.0))) for side in (height, width))
-    top, left = rng.randint(0, height - crop_h), rng.randint(0, width - crop_w)
-    image = Image.fromarray(rgb[top : top + crop_h, left : left + crop_w])
-    if rng.random() < 0.5:
-        image = image.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+    image = _random_view(rgb, rng, min_share=0.7)
     image.thumbnail((size, size), Image.Resampling.BILINEAR)
     return np.asarray(image)
 
