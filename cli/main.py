@@ -21,6 +21,7 @@ from chromaref.cli._common import EXIT_PARTIAL, console, friendly_errors, setup_
 from chromaref.cli._model import ModelOption
 from chromaref.cli.eval_cmd import eval_command
 from chromaref.cli.index_app import index_app
+from chromaref.cli.serve_cmd import serve_command
 from chromaref.cli.train_cmd import train_command
 from chromaref.platform.errors import ChromarefError, ConfigError
 
@@ -37,6 +38,7 @@ app = typer.Typer(
 app.add_typer(index_app, name="index")
 app.command("eval")(eval_command)
 app.command("train")(train_command)
+app.command("serve")(serve_command)
 
 
 class OutputFormat(StrEnum):

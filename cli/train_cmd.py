@@ -77,7 +77,8 @@ def train_command(
     the final model is written to --out and registered as `chromaref-colorizer`."""
     if not verbose:  # read by Ray when it is imported, below
         os.environ.setdefault("RAY_DEDUP_LOGS_SKIP_REGEX", RAY_NOISE)
-    from chromaref.training.config import parse_assignment, read_yaml, resolve_config
+    from chromaref.platform.settings import parse_assignment, read_yaml
+    from chromaref.training.config import resolve_config
     from chromaref.training.trainer import WorkersFailedError, resume_config, train
 
     setup_logging(verbose)

@@ -28,6 +28,10 @@ class ImageLoadError(FileError):
     """An image file cannot be read safely (corrupt, truncated, too large, not an image)."""
 
 
+class TooManyPixelsError(ImageLoadError):
+    """An image has more pixels than the limit (a decompression bomb, or just too big)."""
+
+
 class IndexFileError(FileError):
     """A saved vector index (or its JSON sidecar) is missing, unreadable or inconsistent."""
 

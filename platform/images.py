@@ -27,7 +27,7 @@ from typing import BinaryIO
 import numpy as np
 from PIL import Image, ImageCms, ImageOps, UnidentifiedImageError
 
-from chromaref.platform.errors import ConfigError, ImageLoadError
+from chromaref.platform.errors import ConfigError, ImageLoadError, TooManyPixelsError
 from chromaref.platform.files import atomic_path
 
 logger = logging.getLogger(__name__)
@@ -289,8 +289,8 @@ def _pillow_refused(label: str, exc: Exception, limit: int) -> ImageLoadError:
     return ImageLoadError(label, f"image is too large to decode safely ({exc})")
 
 
-def _too_many_pixels(label: str, pixels: int, limit: int) -> ImageLoadError:
-    return ImageLoadError(
+def _too_many_pixels(label: str, pixels: int, limit: int) -> TooManyPixelsError:
+    return TooManyPixelsError(
         label,
         f"image has {pixels} pixels, more than the limit of {limit} "
         f"(set {MAX_PIXELS_ENV} to raise it)",

@@ -149,12 +149,46 @@ class ColorizationPipeline:
                 grid = self._feature_grid(lab_work[:, :1])
         return PreparedImage(name=name, l_full=l_full, lab_work=lab_work, grid=grid)
 
+    @torch.inference_mode()
+    def prepare_many(
+        self, images: Sequence[ImageInput], *, names: Sequence[str | None] | None = None
+    ) -> list[PreparedImage]:
+        """`prepare` for several images, with one backbone pass per group of images whose
+        working copies have the same shape (a served batch of same-size photos); results
+        match `prepare`'s up to float rounding."""
+        names = names or [None] * len(images)
+        converted = []
+        for image, name in zip(images, names, strict=True):
+            rgb = as_rgb(image)
+            l_full, lab_work = _lab_planes(rgb, self.config.matching.working_size, self.device)
+            converted.append((name or _default_name(image), l_full, lab_work))
+        grids: list[FeatureGrid | None] = [None] * len(converted)
+        if self.backbone is not None:
+            by_shape: dict[tuple[int, ...], list[int]] = {}
+            for i, (_, _, lab_work) in enumerate(converted):
+                by_shape.setdefault(tuple(lab_work.shape), []).append(i)
+            for members in by_shape.values():
+                l_work = torch.cat([converted[i][2][:, :1] for i in members])
+                for i, grid in zip(members, self._feature_grids(l_work), strict=True):
+                    grids[i] = grid
+        return [
+            PreparedImage(name=name, l_full=l_full, lab_work=lab_work, grid=grid)
+            for (name, l_full, lab_work), grid in zip(converted, grids, strict=True)
+        ]
+
     def _feature_grid(self, l_work: Tensor) -> FeatureGrid:
+        return self._feature_grids(l_work)[0]
+
+    def _feature_grids(self, l_work: Tensor) -> list[FeatureGrid]:
+        """One feature grid per image of an (N, 1, h, w) batch, from one backbone pass."""
         matching = self.config.matching
         features = self.backbone(l_work)
-        weights = matching.level_weights or (1.0,) * len(features)
+        weights = tuple(matching.level_weights or (1.0,) * len(features))
         size = grid_size_for(tuple(l_work.shape[-2:]), matching.grid_stride)
-        return feature_grid(features, size, tuple(weights))
+        return [
+            feature_grid([level[i : i + 1] for level in features], size, weights)
+            for i in range(l_work.shape[0])
+        ]
 
     def check_reference(self, reference: PreparedImage) -> None:
         """A reference must carry color: a gray one has nothing to transfer."""

@@ -30,7 +30,13 @@ FIXES = (
 )
 
 
-def ensure_ray(address: str | None = None, *, num_cpus: int | None = None) -> None:
+def ensure_ray(
+    address: str | None = None,
+    *,
+    num_cpus: int | None = None,
+    log_to_driver: bool = True,
+    metrics_port: int | None = None,
+) -> None:
     """Start (or join) Ray once per process.
 
     Args:
@@ -38,6 +44,9 @@ def ensure_ray(address: str | None = None, *, num_cpus: int | None = None) -> No
             `ray start` runs here); default `$RAY_ADDRESS`, else "local": a private instance
             (dashboard off, token auth off), whatever cluster runs on this machine.
         num_cpus: CPUs of a private instance; a joined cluster keeps its own resources.
+        log_to_driver: print the workers' output here (a server keeps it in Ray's log files).
+        metrics_port: where a private instance exports Prometheus metrics (default: any free
+            port; a joined cluster keeps its own).
 
     Raises:
         ConfigError: the cluster does not answer, or Ray refuses to join it.
@@ -47,9 +56,9 @@ def ensure_ray(address: str | None = None, *, num_cpus: int | None = None) -> No
     if not ray.is_initialized():
         address = address or os.environ.get("RAY_ADDRESS") or "local"
         if address == "local":
-            _start_private(num_cpus)
+            _start_private(num_cpus, log_to_driver=log_to_driver, metrics_port=metrics_port)
         else:
-            _join(address, num_cpus)
+            _join(address, num_cpus, log_to_driver=log_to_driver)
     quiet_ray_data()
 
 
@@ -93,7 +102,7 @@ def _probe(address: str, label: str) -> None:
         ) from None
 
 
-def _start_private(num_cpus: int | None) -> None:
+def _start_private(num_cpus: int | None, *, log_to_driver: bool, metrics_port: int | None) -> None:
     import ray
 
     recorded = _recorded_address()
@@ -109,11 +118,13 @@ def _start_private(num_cpus: int | None) -> None:
         num_cpus=num_cpus,
         include_dashboard=False,
         logging_level=logging.WARNING,
+        log_to_driver=log_to_driver,
+        _metrics_export_port=metrics_port,
     )
     logger.info("started a private local Ray instance (%s CPUs)", num_cpus or "all")
 
 
-def _join(address: str, num_cpus: int | None) -> None:
+def _join(address: str, num_cpus: int | None, *, log_to_driver: bool) -> None:
     import ray
 
     target, label = address, address
@@ -130,7 +141,7 @@ def _join(address: str, num_cpus: int | None) -> None:
     if num_cpus is not None:
         logger.info("joining a cluster: its own resources apply, not num_cpus=%d", num_cpus)
     try:
-        ray.init(address=target, logging_level=logging.WARNING)
+        ray.init(address=target, logging_level=logging.WARNING, log_to_driver=log_to_driver)
     except Exception as exc:  # Ray raises many kinds here (RaySystemError, gRPC, ...)
         reason = " ".join(str(exc).split())[:300]
         message = f"could not join the Ray cluster at {target}: {reason}; {FIXES}"

@@ -12,7 +12,8 @@ from typer.testing import CliRunner
 
 from chromaref.cli.main import app
 from chromaref.platform.errors import ConfigError
-from chromaref.training.config import parse_assignment, read_yaml, resolve_config, to_yaml
+from chromaref.platform.settings import parse_assignment, read_yaml
+from chromaref.training.config import resolve_config, to_yaml
 
 
 def test_yaml_then_command_line_overrides(tmp_path):
