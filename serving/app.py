@@ -52,7 +52,7 @@ APP_NAME = "chromaref"
 
 
 def _page() -> str:
-    return resources.files("chromaref.serving").joinpath("web/index.html").read_text()
+    return resources.files("chromaref.serving.web").joinpath("index.html").read_text()
 
 
 def _b64(data: bytes) -> str:

@@ -8,7 +8,7 @@ import tomllib
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-MAPPED_ROOTS = ["platform", "retrieval", "evaluation", "training", "cli"]
+MAPPED_ROOTS = ["platform", "retrieval", "evaluation", "training", "serving", "cli"]
 
 
 def _run(code: str) -> subprocess.CompletedProcess[str]:
@@ -58,5 +58,5 @@ def test_console_script_help():
         timeout=120,
     )
     assert result.returncode == 0, result.stderr
-    for command in ("colorize", "demo", "backbones"):
+    for command in ("colorize", "demo", "backbones", "index", "eval", "train", "serve"):
         assert command in result.stdout
