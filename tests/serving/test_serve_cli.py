@@ -66,7 +66,7 @@ def test_serve_prints_its_url_serves_and_stops_cleanly(serving_index, photo_rgb,
     server = _start(serving_index, port)
     try:
         url = server.stdout.readline().strip()  # printed once the app is ready
-        assert url == f"http://127.0.0.1:{port}/", server.stderr.read() if not url else url
+        assert url == f"http://127.0.0.1:{port}/", url or server.stderr.read()
         assert requests.get(url + "readyz", timeout=30).json()["status"] == "ready"
         assert "<html" in requests.get(url, timeout=30).text.lower()
         started = _descendants(server.pid)
