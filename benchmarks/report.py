@@ -583,6 +583,8 @@ def _with_readme_results(readme: str) -> str:
 
 def render() -> tuple[str, list[Figure]]:
     """The whole page from the results on disk, and the plots it links to."""
+    from benchmarks.report_serving import serving_section  # here: it imports this module
+
     gpu = _load("speed_cuda")
     figures: list[Figure] = []
     sections = [
@@ -593,6 +595,7 @@ def render() -> tuple[str, list[Figure]]:
         retrieval_section(_load("retrieval_quality"), _load("retrieval_labelled")),
         throughput_section(_load("retrieval_throughput")),
         vector_index_section(_load("vector_index"), figures),
+        serving_section(_load("serving"), figures),
         speed_section(gpu, "cuda", figures)
         if gpu
         else "## GPU\n\nNo GPU figures yet: run `python -m benchmarks.run --gpu` on a CUDA "

@@ -24,6 +24,7 @@ SUITES = {
         "studies": [],
         "retrieval": [],
         "vector_index": [],
+        "serving": [],
     },
     "quick": {
         "speed": ["--quick"],
@@ -31,6 +32,7 @@ SUITES = {
         "studies": ["--limit", "3"],
         "retrieval": ["--quick"],
         "vector_index": ["--quick"],
+        "serving": ["--quick"],
     },
     "smoke": {
         "speed": ["--quick"],
