@@ -24,6 +24,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import HTMLResponse
 from ray import serve
 from ray.serve.handle import DeploymentHandle
+from starlette.formparsers import MultiPartParser
 
 from chromaref.platform.errors import (
     ChromarefError,
@@ -197,6 +198,8 @@ class Gateway:
 def make_api(gateway: Gateway) -> FastAPI:
     """The FastAPI app of one Gateway replica (built at replica start, from its config)."""
     config = gateway.config
+    # Uploads stay in memory (the body limit bounds them) instead of spilling to temp files.
+    MultiPartParser.spool_max_size = config.limits.max_upload_bytes
     api = FastAPI(
         title="chromaref",
         summary="Exemplar-based colorization with automatic reference retrieval.",
