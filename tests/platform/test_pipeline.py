@@ -99,3 +99,24 @@ def test_bands_change_no_result(pipeline, photo_rgb, monkeypatch):
     [banded] = pipeline(target, [reference])
     assert np.abs(banded.rgb.astype(int) - whole.rgb).max() <= 1
     assert psnr(banded.rgb, target) < 40  # colorized: not the gray input back
+
+
+def test_prepare_many_shares_one_backbone_pass_per_shape_and_matches_prepare(
+    pipeline, photo_rgb, monkeypatch
+):
+    """A served batch: same-shape images go through the backbone together, others alone; each
+    prepared image equals `prepare`'s up to float rounding, in the order given."""
+    images = [photo_rgb("chelsea"), photo_rgb("coffee"), photo_rgb("chelsea")[::-1].copy()]
+    expected = [pipeline.prepare(image) for image in images]
+    batches = []
+    backbone = pipeline.backbone
+    monkeypatch.setattr(pipeline, "backbone", lambda l: batches.append(len(l)) or backbone(l))
+    prepared = pipeline.prepare_many(images, names=["a", "b", "c"])
+    shapes = {tuple(p.lab_work.shape) for p in expected}
+    assert sorted(batches) == sorted(
+        sum(tuple(p.lab_work.shape) == shape for p in expected) for shape in shapes
+    )
+    assert [p.name for p in prepared] == ["a", "b", "c"]
+    for got, want in zip(prepared, expected, strict=True):
+        torch.testing.assert_close(got.l_full, want.l_full)
+        torch.testing.assert_close(got.grid.combined, want.grid.combined, atol=1e-4, rtol=0)
