@@ -17,13 +17,18 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import lru_cache
+from itertools import repeat
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import parse_qsl, urlsplit
 
 from chromaref.platform.errors import ChromarefError, ConfigError, FileError, ImageLoadError
 from chromaref.platform.images import IMAGE_SUFFIXES, MAX_PIXELS_ENV, max_pixels_limit
 from chromaref.retrieval.confine import CorpusRoot
 from chromaref.retrieval.storage import Location, locate
+
+if TYPE_CHECKING:
+    import pyarrow.parquet as pq
 
 PARQUET_BYTES_COLUMNS = ("image", "bytes", "image_bytes", "content")
 # Largest encoded image read: 8 bytes a pixel (16-bit RGBA stored raw, the most a decodable
@@ -63,28 +68,34 @@ def _list_folder(root: Location) -> list[CorpusItem]:
 
 
 def _list_parquet(files: list[Location]) -> list[CorpusItem]:
+    """Rows of Parquet files, read from the footer and the label column only (never the
+    image bytes), one row group at a time."""
     import pyarrow.parquet as pq
 
     items = []
     for file in files:
         with file.open() as f:
-            meta = pq.ParquetFile(f)
-            names = meta.schema_arrow.names
-            declared = _declared_bytes(meta.metadata, _bytes_column(names, file))
+            parquet = pq.ParquetFile(f)
+            names = parquet.schema_arrow.names
+            declared = _declared_bytes(parquet.metadata, _bytes_column(names, file))
             limit = max_image_bytes()
             for problem in (_group_too_large(g, n, limit) for g, n in enumerate(declared)):
                 if problem:
                     raise ConfigError(f"{file}: {problem}")
-            labels = (
-                meta.read(columns=["label"])["label"].to_pylist()
-                if "label" in names
-                else [None] * meta.metadata.num_rows
-            )
-        items += [
-            _item(f"parquet://{file}#{row}", None if label is None else str(label))
-            for row, label in enumerate(labels)
-        ]
+            items += [
+                _item(f"parquet://{file}#{row}", None if label is None else str(label))
+                for row, label in enumerate(_labels(parquet, "label" in names))
+            ]
     return items
+
+
+def _labels(parquet: pq.ParquetFile, labelled: bool) -> Iterator[object]:
+    """Each row's label (None without a label column), one row group in memory at a time."""
+    for group in range(parquet.num_row_groups):
+        if labelled:
+            yield from parquet.read_row_group(group, columns=["label"])["label"].to_pylist()
+        else:
+            yield from repeat(None, parquet.metadata.row_group(group).num_rows)
 
 
 def _bytes_column(names: list[str], file: Location | str) -> str:
