@@ -33,18 +33,29 @@ def _cpu_model() -> str:
     return stdlib_platform.processor() or stdlib_platform.machine()
 
 
-def machine() -> dict[str, Any]:
-    """Where and when a number was produced, stored next to it."""
+def _commit() -> str:
+    """`git describe --always --dirty`: the commit, suffixed `-dirty` when the working tree
+    had uncommitted changes, so a number measured on edited code does not claim a commit."""
     try:
-        commit = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True
+        return subprocess.run(
+            ["git", "describe", "--always", "--dirty"],
+            cwd=REPO_ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
         ).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
-        commit = "unknown"
+        return "unknown"
+
+
+def machine() -> dict[str, Any]:
+    """Where and when a number was produced, stored next to it."""
+    commit = _commit()
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
     return {
         "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "commit": commit,
+        "dirty": commit.endswith("-dirty"),
         "cpu": _cpu_model(),
         "cpu_count": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),

@@ -78,8 +78,9 @@ def _provenance(results: Results, default_command: str) -> str:
     device = f"GPU {m['gpu']}" if m.get("gpu") else "no GPU"
     command = results.get("command", default_command)
     threads = f"{m['torch_threads']} torch thread" + ("s" if m["torch_threads"] != 1 else "")
+    dirty = " (uncommitted changes)" if m.get("dirty") else ""  # older records lack `dirty`
     return (
-        f"Command: `{command}` (commit `{m['commit']}`, {m['date']}; {m['cpu_count']}-core "
+        f"Command: `{command}` (commit `{m['commit']}`{dirty}, {m['date']}; {m['cpu_count']}-core "
         f"{m['cpu']}, {device}, torch {m['torch']}, {threads})."
     )
 
