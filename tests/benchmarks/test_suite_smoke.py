@@ -31,15 +31,18 @@ def test_benchmark_suite_smoke(tmp_path):
     _run("run", "--smoke", out=tmp_path)
     results = {p.stem: json.loads(p.read_text()) for p in (tmp_path / "results").glob("*.json")}
     assert set(results) == {"speed", "quality", "studies", "retrieval_quality", "vector_index"}
-    assert all("commit" in r["machine"] and "cpu" in r["machine"] for r in results.values())
+    assert all(isinstance(r["machine"]["dirty"], bool) for r in results.values())
+    assert all(r["machine"]["commit"] and "cpu" in r["machine"] for r in results.values())
     assert results["speed"]["command"] == "python -m benchmarks.speed --quick"
     speed = results["speed"]["results"]
     assert {r["method"] for r in speed} == {"training-free", "reinhard"}
     assert all(r["median_s"]["total"] > 0 and r["peak_rss_mb"] > 0 for r in speed)
     summary = results["quality"]["summary"]
     assert {"same-scene/training-free", "same-scene/reinhard", "unrelated/gray"} <= set(summary)
-    ablation = results["retrieval_quality"]["ablation"]
-    assert all(0.0 <= v["recall@5"] <= 1.0 for v in ablation.values())
+    # 3 augmented views of each of 35 photos: a random top 5 holds one of a query's own
+    # views 14% of the time; the default ranking finds one for (nearly) every query
+    default = results["retrieval_quality"]["ablation"]["semantic + luminance + local (default)"]
+    assert default["recall@5"] >= 0.8 and default["recall@1"] >= 0.6
     study = results["studies"]["domains"]["photos"]
     assert study["images"] == 2 and study["corpus"] >= 30
     # the page is regenerated from these results, next to them
@@ -56,3 +59,15 @@ def test_committed_benchmark_page_matches_the_committed_results():
     """docs/benchmarks.md and the README's results are generated: a hand edit or a forgotten
     regeneration fails here."""
     _run("report", "--check")
+
+
+def test_provenance_says_when_numbers_come_from_uncommitted_code():
+    from benchmarks._common import machine
+    from benchmarks.report import _provenance
+
+    clean = {**machine(), "commit": "abc1234", "dirty": False}
+    dirty = {**clean, "commit": "abc1234-dirty", "dirty": True}
+    assert "(commit `abc1234`, " in _provenance({"machine": clean}, "x")
+    assert "(commit `abc1234-dirty` (uncommitted changes), " in _provenance({"machine": dirty}, "x")
+    older = {k: v for k, v in clean.items() if k != "dirty"}  # records made before `dirty`
+    assert _provenance({"machine": older}, "x") == _provenance({"machine": clean}, "x")

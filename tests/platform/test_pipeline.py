@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+from chromaref.platform.assets import photo
 from chromaref.platform.color import gray_image, image_to_tensor, rgb_to_lab
 from chromaref.platform.config import PipelineConfig
 from chromaref.platform.errors import ConfigError, UnusableReferenceError
@@ -29,11 +30,16 @@ def test_same_scene_reference_beats_gray_and_keeps_l(pipeline, photo_rgb):
 
 
 def test_one_result_per_reference_in_order(pipeline, photo_rgb):
+    """Each result is named after, and made from, the reference at its position."""
     gray = gray_image(photo_rgb("leuven_a"))
-    outs = pipeline(gray, [photo_rgb("leuven_b"), photo_rgb("aloe_r")])
-    assert [o.reference for o in outs] == ["array", "array"]
-    assert len(outs) == 2
+    names = ["aloe_r", "baboon"]
+    outs = pipeline(gray, [photo(name).path for name in names])
+    swapped = pipeline(gray, [photo(name).path for name in reversed(names)])
+    assert [o.reference for o in outs] == names
+    assert [o.reference for o in swapped] == names[::-1]
     assert not np.array_equal(outs[0].rgb, outs[1].rgb)
+    for out, same in zip(outs, reversed(swapped), strict=True):
+        np.testing.assert_array_equal(out.rgb, same.rgb)
 
 
 def test_unrelated_reference_does_no_harm(pipeline, photo_rgb):
