@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 from PIL import Image
-from served import BASE_SETTINGS, TEST_API_KEY, TEST_API_KEY_ENV, deploy, gray_png
+from served import BASE_SETTINGS, TEST_API_KEY, TEST_API_KEY_ENV, deploy, gray_png, png_bytes
 
 pytestmark = pytest.mark.ray
 TIMEOUT_MS = 120_000
@@ -44,7 +44,7 @@ def _upload_gray(page, tmp_path, photo) -> None:
     page.set_input_files("#image-input", path)
 
 
-def test_a_photo_is_colorized_with_two_chosen_references(app, page, photo_rgb, tmp_path):
+def test_a_photo_is_colorized_with_chosen_and_own_references(app, page, photo_rgb, tmp_path):
     photo = photo_rgb("chelsea")
     width = photo.shape[1]
     page.goto(app.url)
@@ -78,6 +78,17 @@ def test_a_photo_is_colorized_with_two_chosen_references(app, page, photo_rgb, t
     download.value.save_as(saved)
     with Image.open(saved) as image:
         assert image.format == "PNG" and image.size == (width, photo.shape[0])
+
+    own = tmp_path / "coffee.png"  # beside the two chosen: one result more
+    own.write_bytes(png_bytes(photo_rgb("coffee")))
+    page.set_input_files("#reference-input", own)
+    assert "and 1 of your own" in page.locator("#plan").inner_text()
+    page.click("#colorize")
+    results.nth(2).wait_for()
+    assert results.evaluate_all(_DECODED) == [width] * 3
+    captions = page.locator("#results figcaption").all_inner_texts()[1:]
+    expected = ["coffee.png", *names]  # the API answers uploaded references first
+    assert len(captions) == 3 and all(map(str.startswith, captions, expected)), captions
 
     shot = tmp_path / "serving_page.png"
     page.screenshot(path=shot, full_page=True)
