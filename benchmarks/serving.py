@@ -1,8 +1,8 @@
 """Ray Serve over HTTP: throughput by replicas and batching, autoscaling under a step load, and
 what serving adds to one colorization.
 
-    python -m benchmarks.serving            # ~8 min on 2 CPU cores; writes results/serving.json
-    python -m benchmarks.serving --quick    # fewer requests and a shorter step (smoke run)
+    python -m benchmarks.serving            # ~7 min on 2 CPU cores; writes results/serving.json
+    python -m benchmarks.serving --quick    # fewer requests, a shorter step (~5 min, smoke)
 
 The application is `chromaref.serving.app.build` with the bundled index, on a private local
 Ray with one logical CPU per core and Serve's proxy on a free 127.0.0.1 port. Targets are
