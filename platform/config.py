@@ -1,7 +1,8 @@
 """Typed, frozen configuration for matching, propagation and the pipeline.
 
-Defaults live here and work with zero configuration; `--key=value` style overrides are
-validated (unknown keys and wrong types fail) by pydantic before anything is built.
+Defaults live here and work with zero configuration; values from CLI options, settings files
+and `--set KEY=VALUE` (`chromaref.platform.settings`) are validated by pydantic before
+anything is built: unknown keys and wrong types fail.
 """
 
 from __future__ import annotations
@@ -57,7 +58,7 @@ MIN_REFERENCE_CHROMA = 2.0
 
 
 class PipelineConfig(_Frozen):
-    """Everything `ColorizationPipeline` needs; goes into logs, manifests and checkpoints."""
+    """Everything `ColorizationPipeline` needs, in one frozen, validated value."""
 
     colorizer: str = "training-free"
     matching: MatchingConfig = MatchingConfig()

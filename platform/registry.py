@@ -1,7 +1,8 @@
 """A tiny name -> builder registry shared by backbones and colorizers.
 
-Configs, the CLI, Ray Train and Serve resolve components by name; one registry type keeps
-the lookup, the duplicate check and the error message the same everywhere.
+Configs name their components (`colorizer="training-free"`, `backbone="efficientnet_lite0"`)
+and whatever builds them (the pipeline, index descriptors, evaluation) looks the name up here;
+one registry type keeps the lookup, the duplicate check and the error message the same.
 """
 
 from __future__ import annotations

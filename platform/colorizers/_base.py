@@ -1,6 +1,6 @@
 """The colorizer contract: given the target's luminance and a reference, predict chroma.
 
-The training-free propagation, the classical baselines and (later) the trained colorization
+The training-free propagation, the classical baselines and the trained colorization
 sub-net all implement `Colorizer`, so the pipeline, the CLI and the evaluation treat them alike.
 """
 
