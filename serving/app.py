@@ -338,6 +338,11 @@ def build(args: dict[str, Any] | ServeConfig | None = None):
     config = args if isinstance(args, ServeConfig) else ServeConfig.model_validate(args or {})
     settings = config.model_dump(mode="json")
     retriever = Retriever.options(**_options(config.retriever, gpus=_gpus(config.retriever)))
-    colorizer = Colorizer.options(**_options(config.colorizer, gpus=_gpus(config.colorizer)))
+    colorizer_options = _options(config.colorizer, gpus=_gpus(config.colorizer))
+    if config.batching.enabled:  # a batch forms only from requests the replica accepted
+        colorizer_options["max_ongoing_requests"] = max(
+            config.colorizer.max_ongoing_requests, config.batching.max_batch_size
+        )
+    colorizer = Colorizer.options(**colorizer_options)
     gateway = Gateway.options(**_options(config.ingress, gpus=0.0))
     return gateway.bind(retriever.bind(settings), colorizer.bind(settings), settings)

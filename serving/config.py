@@ -30,7 +30,9 @@ class Scaling(_Strict):
     target_ongoing_requests: float = Field(1.0, gt=0, description="per replica, for autoscaling")
     upscale_delay_s: float = Field(5.0, ge=0)
     downscale_delay_s: float = Field(60.0, ge=0)
-    max_ongoing_requests: int = Field(2, ge=1, description="requests one replica runs at once")
+    max_ongoing_requests: int = Field(
+        1, ge=1, description="requests one replica runs at once (a Colorizer: one per core)"
+    )
     max_queued_requests: int = Field(
         32, ge=-1, description="waiting beyond this answers 503 (-1: unbounded)"
     )
