@@ -329,6 +329,20 @@ def _gpus(scaling: Scaling) -> float:
     return 1.0 if has_gpu else 0.0
 
 
+def deployment_options(config: ServeConfig) -> dict[str, dict[str, Any]]:
+    """Ray Serve options of each deployment, by name, from the settings."""
+    options = {
+        "Retriever": _options(config.retriever, gpus=_gpus(config.retriever)),
+        "Colorizer": _options(config.colorizer, gpus=_gpus(config.colorizer)),
+        "Gateway": _options(config.ingress, gpus=0.0),
+    }
+    if config.batching.enabled:  # a batch forms only from requests the replica accepted
+        options["Colorizer"]["max_ongoing_requests"] = max(
+            config.colorizer.max_ongoing_requests, config.batching.max_batch_size
+        )
+    return options
+
+
 def build(args: dict[str, Any] | ServeConfig | None = None):
     """The application (Ray Serve's builder: `import_path: chromaref.serving.app:build`).
 
@@ -337,12 +351,7 @@ def build(args: dict[str, Any] | ServeConfig | None = None):
     """
     config = args if isinstance(args, ServeConfig) else ServeConfig.model_validate(args or {})
     settings = config.model_dump(mode="json")
-    retriever = Retriever.options(**_options(config.retriever, gpus=_gpus(config.retriever)))
-    colorizer_options = _options(config.colorizer, gpus=_gpus(config.colorizer))
-    if config.batching.enabled:  # a batch forms only from requests the replica accepted
-        colorizer_options["max_ongoing_requests"] = max(
-            config.colorizer.max_ongoing_requests, config.batching.max_batch_size
-        )
-    colorizer = Colorizer.options(**colorizer_options)
-    gateway = Gateway.options(**_options(config.ingress, gpus=0.0))
-    return gateway.bind(retriever.bind(settings), colorizer.bind(settings), settings)
+    options = deployment_options(config)
+    retriever = Retriever.options(**options["Retriever"]).bind(settings)
+    colorizer = Colorizer.options(**options["Colorizer"]).bind(settings)
+    return Gateway.options(**options["Gateway"]).bind(retriever, colorizer, settings)

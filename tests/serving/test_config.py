@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from chromaref.platform.errors import ConfigError
-from chromaref.serving.app import _options
+from chromaref.serving.app import _options, deployment_options
 from chromaref.serving.config import Scaling, ServeConfig, load_serve_config
 
 SERVE_YAML = Path(__file__).parents[2] / "configs" / "serve.yaml"
@@ -56,3 +56,11 @@ def test_scaling_becomes_serve_options():
     assert scaled["autoscaling_config"]["upscale_delay_s"] == 2
     assert scaled["ray_actor_options"] == {"num_cpus": 1.0, "num_gpus": 1.0}
     assert scaled["max_queued_requests"] == 32  # backpressure is on by default
+
+
+def test_batching_lets_a_colorizer_accept_a_whole_batch():
+    plain = deployment_options(ServeConfig())
+    assert plain["Colorizer"]["max_ongoing_requests"] == 1
+    batched = deployment_options(ServeConfig.model_validate({"batching": {"enabled": True}}))
+    assert batched["Colorizer"]["max_ongoing_requests"] == 4
+    assert batched["Gateway"]["ray_actor_options"] == {"num_cpus": 0.0, "num_gpus": 0.0}
