@@ -10,6 +10,12 @@ Errors a user can act on print one line and exit non-zero; never a traceback.
 
 from __future__ import annotations
 
+import os
+
+# OpenMP threads (torch, FAISS) spin while waiting by default: beside another busy process they
+# burn the core it needs and stall (seconds per image). Read once, when torch is first imported.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
 import sys
 from enum import StrEnum
 from pathlib import Path
@@ -124,17 +130,16 @@ def colorize(
         raise ConfigError("give references with --reference/-r, or use --auto (not both)")
     if top < 1:
         raise ConfigError(f"--top must be at least 1, got {top}")
-    pipeline = _pipeline(method, backbone, working_size, model)
-    if auto:
-        from chromaref.cli._auto import auto_references
-        from chromaref.retrieval.default import default_index
-        from chromaref.retrieval.index import Index
+    from chromaref.platform.models import shared_backbones
 
-        references_for = auto_references(
-            pipeline, Index.open(index, trust=trust_index) if index else default_index(), top
-        )
-    else:
-        references_for = fixed_references(pipeline, reference)
+    with shared_backbones():  # the pipeline, the index and its first build: one backbone load
+        pipeline = _pipeline(method, backbone, working_size, model)
+        if auto:
+            from chromaref.cli._auto import auto_references, open_index
+
+            references_for = auto_references(pipeline, open_index(index, trust=trust_index), top)
+        else:
+            references_for = fixed_references(pipeline, reference)
     summary = run_colorize(
         pipeline,
         targets,

@@ -6,9 +6,11 @@ from chromaref.platform.models import vgg as _vgg  # registers
 from chromaref.platform.models._api import (
     Backbone,
     BackboneMeta,
+    backbone_loads,
     get_backbone,
     list_backbones,
     register_backbone,
+    shared_backbones,
 )
 from chromaref.platform.models._weights_io import ModelFileMeta
 from chromaref.platform.models.colornet import (
@@ -29,6 +31,7 @@ __all__ = [
     "ColorNet",
     "ColorNetConfig",
     "ModelFileMeta",
+    "backbone_loads",
     "colornet_base",
     "colornet_inputs",
     "colornet_small",
@@ -36,5 +39,6 @@ __all__ = [
     "get_backbone",
     "list_backbones",
     "register_backbone",
+    "shared_backbones",
 ]
 del _efficientnet_lite, _vgg

