@@ -8,7 +8,8 @@ Each bundled color photo is turned gray and colorized from
   * a different photo of the same scene from another viewpoint (`same-scene`),
   * an unrelated photo of another category (`unrelated`, robustness only).
 Metrics against the true colors: RGB PSNR and SSIM, and colorfulness (Hasler and
-Suesstrunk 2003) with its gap to the truth.
+Suesstrunk 2003) with its gap to the truth; colorized and scored by `chromaref eval`'s own
+functions (`chromaref.evaluation.run`), so the two cannot drift apart.
 """
 
 from __future__ import annotations
@@ -22,16 +23,19 @@ import torch
 from PIL import Image
 
 from benchmarks._common import DOCS_IMAGES, table, write_json
-from chromaref.evaluation.run import other_view
+from chromaref.evaluation.run import (
+    METHODS,
+    colorize_each,
+    method_pipelines,
+    other_view,
+    rgb_scores,
+)
 from chromaref.platform.assets import photos, same_scene_pairs
 from chromaref.platform.color import gray_image
-from chromaref.platform.config import PipelineConfig
 from chromaref.platform.grid import make_grid
 from chromaref.platform.images import load_image
-from chromaref.platform.metrics import colorfulness, psnr, ssim
-from chromaref.platform.pipeline import ColorizationPipeline
+from chromaref.platform.metrics import colorfulness
 
-METHODS = ("gray", "reinhard", "welsh", "training-free")
 KINDS = ("other-view", "same-scene", "unrelated")
 
 
@@ -59,24 +63,19 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
-    pipelines = {m: ColorizationPipeline(PipelineConfig(colorizer=m)) for m in METHODS[1:]}
+    pipelines = method_pipelines(METHODS)
     scores: dict[tuple[str, str], list[dict[str, float]]] = defaultdict(list)
     examples: dict[str, list[list[np.ndarray]]] = defaultdict(list)
     per_pair = []
     for kind, label, truth, reference in pairs(args.limit):
         gray = gray_image(truth)
-        results = {"gray": gray}
-        for method, pipe in pipelines.items():
-            results[method] = pipe(gray, [reference])[0].rgb
+        results = {
+            m: out for m, [out] in colorize_each(gray, [reference], METHODS, pipelines).items()
+        }
         truth_colorfulness = colorfulness(truth)
         row = {"kind": kind, "pair": label}
         for method, result in results.items():
-            metrics = {
-                "psnr": psnr(result, truth),
-                "ssim": ssim(result, truth),
-                "colorfulness": colorfulness(result),
-                "colorfulness_gap": abs(colorfulness(result) - truth_colorfulness),
-            }
+            metrics = rgb_scores(result, truth, truth_colorfulness)
             scores[(kind, method)].append(metrics)
             row[method] = metrics
         per_pair.append(row)

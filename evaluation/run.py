@@ -23,6 +23,7 @@ from collections import defaultdict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -43,12 +44,17 @@ from chromaref.platform.metrics import (
 from chromaref.platform.models import get_backbone
 from chromaref.platform.pipeline import ColorizationPipeline
 from chromaref.retrieval.corpus import item_id
-from chromaref.retrieval.index import Index
+
+if TYPE_CHECKING:  # at runtime an index arrives built: importing it here would load FAISS
+    from chromaref.retrieval.index import Index
 
 REFERENCE_KINDS = ("given", "retrieved", "same-category", "unrelated")
 METHODS = ("gray", "reinhard", "welsh", "training-free")
 # Methods `evaluate` accepts; `trained` needs a model file (see TrainedConfig).
 ALL_METHODS = (*METHODS, "trained")
+# The semantic probe: an ImageNet classifier, fixed so that agreement scores stay comparable
+# whatever backbone matching uses (and only this backbone has a classifier head).
+CLASSIFIER = "efficientnet_lite0"
 Progress = Callable[[int, int], None]
 
 
@@ -76,7 +82,7 @@ class _Classifier:
     """EfficientNet-Lite0's ImageNet prediction, the semantic-interpretability probe."""
 
     def __init__(self) -> None:
-        self.model = get_backbone("efficientnet_lite0")
+        self.model = get_backbone(CLASSIFIER)
 
     @torch.inference_mode()
     def top5(self, rgb: np.ndarray) -> list[int]:
@@ -158,11 +164,7 @@ def evaluate(
         raise ConfigError(f"unknown method(s) {sorted(unknown)}; available: {known}")
     paths = _photos(images)  # references are drawn from all of them
     chosen = _spread(paths, limit)
-    pipelines = {
-        m: ColorizationPipeline(PipelineConfig(colorizer=m, trained=trained or TrainedConfig()))
-        for m in methods
-        if m != "gray"
-    }
+    pipelines = method_pipelines(methods, trained)
     classifier = _Classifier()
     rng = random.Random(seed)
     result = EvalResult()
@@ -198,6 +200,45 @@ def evaluate(
         if progress:
             progress(done, len(chosen))
     return result
+
+
+def method_pipelines(
+    methods: tuple[str, ...], trained: TrainedConfig | None = None
+) -> dict[str, ColorizationPipeline]:
+    """A pipeline for each method but `gray` (the gray input is its own result)."""
+    return {
+        m: ColorizationPipeline(PipelineConfig(colorizer=m, trained=trained or TrainedConfig()))
+        for m in methods
+        if m != "gray"
+    }
+
+
+def colorize_each(
+    gray: np.ndarray,
+    references: list[np.ndarray],
+    methods: tuple[str, ...],
+    pipelines: Mapping[str, ColorizationPipeline],
+) -> dict[str, list[np.ndarray]]:
+    """Each method's result from each reference, in order; one pipeline call per method, so
+    the target is prepared once for all of its references."""
+    return {
+        method: [gray] * len(references)
+        if method == "gray"
+        else [out.rgb for out in pipelines[method](gray, references)]
+        for method in methods
+    }
+
+
+def rgb_scores(out: np.ndarray, truth: np.ndarray, truth_colorfulness: float) -> dict[str, float]:
+    """RGB PSNR and SSIM against the truth, colorfulness and its gap to the truth's: the scores
+    `evaluate` and the benchmark's quality table share."""
+    out_colorfulness = colorfulness(out)
+    return {
+        "psnr": psnr(out, truth),
+        "ssim": ssim(out, truth),
+        "colorfulness": out_colorfulness,
+        "colorfulness_gap": abs(out_colorfulness - truth_colorfulness),
+    }
 
 
 def _grid_name(path: Path, images: Path, taken: Mapping[str, object]) -> str:
@@ -252,13 +293,7 @@ def _evaluate_photo(
     truth_lab = lab_image(truth)
     truth_top5 = classifier.top5(truth)
     truth_colorfulness = colorfulness(truth)
-    # one call per method: the target is prepared once for all of its references
-    outputs = {
-        method: [gray] * len(kinds)
-        if method == "gray"
-        else [out.rgb for out in pipelines[method](gray, [references[k] for k in kinds])]
-        for method in methods
-    }
+    outputs = colorize_each(gray, [references[k] for k in kinds], methods, pipelines)
     done = _PhotoResult(rows=[], grid=[], diversity=[])
     results_ab: dict[str, list[np.ndarray]] = {m: [] for m in methods}
     for i, kind in enumerate(kinds):
@@ -268,19 +303,15 @@ def _evaluate_photo(
         for method in methods:
             out = outputs[method][i]
             out_lab = lab_image(out)
-            out_colorfulness = colorfulness(out)
             top5 = classifier.top5(out)
             done.rows.append(
                 {
                     "image": path.name,
                     "reference": kind,
                     "method": method,
-                    "psnr": psnr(out, truth),
+                    **rgb_scores(out, truth, truth_colorfulness),
                     "psnr_ab": ab_psnr(out_lab, truth_lab),
-                    "ssim": ssim(out, truth),
                     "ssim_ab": ab_ssim(out_lab, truth_lab),
-                    "colorfulness": out_colorfulness,
-                    "colorfulness_gap": abs(out_colorfulness - truth_colorfulness),
                     "top1_agree": float(top5[0] == truth_top5[0]),
                     "top5_agree": float(truth_top5[0] in top5),
                     "reference_hist_distance": ab_histogram_distance(out_lab, reference_lab),

@@ -6,8 +6,9 @@ from chromaref.platform.colorizers import training_free as _training_free  # reg
 from chromaref.platform.colorizers._base import COLORIZERS, Colorizer, PreparedImage
 from chromaref.platform.colorizers.trained import TrainedColorizer
 from chromaref.platform.colorizers.training_free import TrainingFreeColorizer
+from chromaref.platform.config import PipelineConfig
 
-DEFAULT_COLORIZER = "training-free"
+DEFAULT_COLORIZER = PipelineConfig().colorizer  # one default, set in the config
 get_colorizer = COLORIZERS.build
 list_colorizers = COLORIZERS.names
 
