@@ -13,8 +13,8 @@ are generated in chunks with fixed seeds. Queries are 1000 fresh vectors from th
 Each (size, index) pair runs in its own process, so its peak RSS (which includes the n x dim
 float32 input itself) is its own. Search: 1000 queries, one batch, top-10, 2 FAISS threads, best
 of repeated runs. recall@10 is against the exact Flat results for the same queries; "tuned
-recall" is what the build measured on up to 1000 held-out corpus vectors when it chose its
-search parameters.
+recall" is what the build measured (FAISS's `ParameterSpace.explore`) on up to 1000 held-out
+corpus vectors when it chose its search parameters.
 """
 
 from __future__ import annotations
@@ -106,6 +106,7 @@ def child(size: int, dim: int, which: str, pca_dim: int | None, work: Path) -> d
         "dim": dim,
         "index": which,
         "kind": report.kind,
+        "factory": report.factory,
         "index_dim": report.index_dim,
         "search_params": report.search_params,
         "build_s": report.build_seconds,
