@@ -4,6 +4,7 @@
     python -m benchmarks.speed --device cuda   # on a GPU machine
     python -m benchmarks.speed --quick         # 512 px only, fewer repeats, no large images
     python -m benchmarks.speed --large 24 --no-small   # only the 24 MP end-to-end run
+    python -m benchmarks.speed --cold-only     # only the cold/warm CLI rows (kept apart)
 
 Each (size, method) runs in a fresh process so its peak RSS is its own. Timings are end to
 end after model load: read the target file, Lab + features, correspondence, colorize,
@@ -13,12 +14,23 @@ Large images (12, 24, 96 MP by default) run the real command, `chromaref coloriz
 REF.jpg --out OUT/` (load, colorize, save the result and the grid), once each in a fresh
 process, timed from start to exit (so including model load) with the peak RSS of that process
 alone, against the memory budget of 1 GB + 30 bytes per input pixel.
+
+Cold vs warm, through the CLI a user runs, on a 512 px photo, for chromaref and Reinhard:
+cold is the whole `chromaref colorize T.png -r R.jpg` process (interpreter, imports, model
+load, one image, result and grid written), median of N fresh processes with the methods
+interleaved; warm is the same command invoked again inside one process (imports and kernel
+set-up already paid; model load, reading and writing files still included). Each runs alone
+and beside a CPU burner (`while True: pass`, unpinned), and once more beside it with OpenMP
+threads spinning (OMP_WAIT_POLICY=ACTIVE, OpenMP's default, which the CLI now overrides).
+These rows are stored under "cold" with their own machine record, so a `--cold-only` run
+leaves the other rows and their provenance as they were.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import statistics
 import subprocess
@@ -29,8 +41,16 @@ from pathlib import Path
 
 from PIL import Image
 
-from benchmarks._common import run_child, table, write_json
-from benchmarks.report import LARGE_HEADERS, SPEED_HEADERS, large_rows, speed_rows
+from benchmarks._common import RESULTS_DIR, machine, run_child, table, write_json
+from benchmarks.report import (
+    COLD_HEADERS,
+    LARGE_HEADERS,
+    SPEED_HEADERS,
+    cold_rows,
+    large_rows,
+    speed_rows,
+)
+from chromaref.platform.files import atomic_write_text
 
 SIZES = (256, 512, 1024, 2048)
 METHODS = ("training-free", "reinhard")
@@ -58,12 +78,7 @@ def child(size: int, method: str, repeats: int, device: str, threads: int) -> di
 
     torch.set_num_threads(threads)
     with tempfile.TemporaryDirectory() as tmp:
-        target_image = Image.open(photo(TARGET).path).convert("L")
-        scale = size / max(target_image.size)
-        target_image = target_image.resize(
-            (round(target_image.width * scale), round(target_image.height * scale)),
-            Image.Resampling.BICUBIC,
-        )
+        target_image = _resized_gray(size)
         target_path = Path(tmp) / "target.png"
         target_image.save(target_path)
         pipe = ColorizationPipeline(PipelineConfig(colorizer=method), device=device)
@@ -169,6 +184,118 @@ def large(megapixels: float) -> dict:
     }
 
 
+COLD_SIZE = 512
+# (name, CPU burner beside it, OMP_WAIT_POLICY given to the process; None: the CLI's own)
+CONDITIONS = (
+    ("alone", False, None),
+    ("beside a busy process", True, None),
+    ("beside a busy process, OpenMP spinning", True, "ACTIVE"),
+)
+
+
+def _cold_target(folder: Path) -> Path:
+    """`TARGET` as a gray PNG with a long side of `COLD_SIZE`."""
+    path = folder / "target.png"
+    _resized_gray(COLD_SIZE).save(path)
+    return path
+
+
+def _resized_gray(size: int) -> Image.Image:
+    from chromaref.platform.assets import photo
+
+    image = Image.open(photo(TARGET).path).convert("L")
+    scale = size / max(image.size)
+    return image.resize(
+        (round(image.width * scale), round(image.height * scale)), Image.Resampling.BICUBIC
+    )
+
+
+def _env(wait_policy: str | None) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+    return env if wait_policy is None else {**env, "OMP_WAIT_POLICY": wait_policy}
+
+
+def _cold_process(command: list[str], env: dict[str, str]) -> dict:
+    """One whole process: wall and CPU seconds (user + system), and the 1-min load before."""
+    load = os.getloadavg()[0]
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    start = time.perf_counter()
+    subprocess.run(command, env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    wall = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return {"wall_s": wall, "cpu_s": cpu, "load_avg": load}
+
+
+def warm_child(method: str, repeats: int) -> dict:
+    """Runs in its own process: the CLI invoked 1 + `repeats` times; the first is dropped."""
+    from chromaref.cli.main import app
+
+    with tempfile.TemporaryDirectory() as tmp:
+        command = colorize_command(_cold_target(Path(tmp)), Path(tmp) / "out")
+        runs = []
+        for _ in range(repeats + 1):
+            load = os.getloadavg()[0]
+            start = time.perf_counter()
+            app([*command[3:], "--method", method], standalone_mode=False)
+            runs.append({"wall_s": time.perf_counter() - start, "load_avg": load})
+    return {"runs": runs[1:]}
+
+
+def _summary(condition: str, method: str, kind: str, runs: list[dict]) -> dict:
+    return {
+        "condition": condition,
+        "method": method,
+        "kind": kind,
+        "median_s": statistics.median(r["wall_s"] for r in runs),
+        "runs": runs,
+    }
+
+
+def cold_and_warm(repeats: int) -> list[dict]:
+    """Cold and warm CLI rows for every condition (see the module docstring)."""
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        command = colorize_command(_cold_target(Path(tmp)), Path(tmp) / "out")
+        for condition, busy, policy in CONDITIONS:
+            burner = subprocess.Popen([sys.executable, "-c", "while True: pass"]) if busy else None
+            try:
+                cold: dict[str, list[dict]] = {m: [] for m in METHODS}
+                for _ in range(repeats):
+                    for method in METHODS:  # interleaved, so drifting load hits both alike
+                        run = _cold_process([*command, "--method", method], _env(policy))
+                        cold[method].append(run)
+                rows += [_summary(condition, m, "cold", runs) for m, runs in cold.items()]
+                for method in METHODS:
+                    args = ["--warm-child", method, "--repeats", str(repeats)]
+                    warm = _run_warm_child(args, _env(policy or "PASSIVE"))
+                    rows.append(_summary(condition, method, "warm", warm["runs"]))
+            finally:
+                if burner is not None:
+                    burner.kill()
+                    burner.wait()
+    return rows
+
+
+def _run_warm_child(args: list[str], env: dict[str, str]) -> dict:
+    """`python -m benchmarks.speed ARGS` with `env`: it imports torch before the CLI could set
+    OMP_WAIT_POLICY, so the policy the CLI would use is given here."""
+    cmd = [sys.executable, "-m", "benchmarks.speed", *args]
+    done = subprocess.run(cmd, env=env, stdout=subprocess.PIPE, text=True, check=True)
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def _write_cold(rows: list[dict]) -> Path:
+    """Store the cold/warm rows under "cold" in speed.json with their own machine record,
+    keeping the other rows and their provenance."""
+    path = RESULTS_DIR / "speed.json"
+    record = json.loads(path.read_text()) if path.is_file() else {"device": "cpu", "results": []}
+    command = " ".join(["python -m benchmarks.speed", *sys.argv[1:]])
+    record["cold"] = {"machine": machine(), "command": command, "size": COLD_SIZE, "rows": rows}
+    atomic_write_text(path, json.dumps(record, indent=2) + "\n")
+    return path
+
+
 def _run_child(size: int, method: str, repeats: int, device: str, threads: int) -> dict:
     args = ["--child", str(size), method, "--repeats", str(repeats)]
     return run_child("speed", [*args, "--device", device, "--threads", str(threads)])
@@ -185,10 +312,20 @@ def main() -> None:
         "--large", type=float, nargs="*", help=f"megapixels (default {LARGE_MEGAPIXELS}; none)"
     )
     parser.add_argument("--no-small", action="store_true", help="skip the 256..2048 px runs")
+    parser.add_argument("--warm-child", metavar="METHOD", help=argparse.SUPPRESS)
+    parser.add_argument("--cold-only", action="store_true", help="only the cold/warm CLI rows")
     args = parser.parse_args()
     if args.child:
         result = child(int(args.child[0]), args.child[1], args.repeats, args.device, args.threads)
         print(json.dumps(result))
+        return
+    if args.warm_child:
+        print(json.dumps(warm_child(args.warm_child, args.repeats)))
+        return
+    if args.cold_only:
+        rows = cold_and_warm(args.repeats)
+        print(table(COLD_HEADERS, cold_rows(rows)))
+        print(f"\nwrote {_write_cold(rows)}")
         return
     sizes = () if args.no_small else (512,) if args.quick else SIZES
     repeats = 2 if args.quick else args.repeats
@@ -208,6 +345,10 @@ def main() -> None:
         "speed" + ("_" + args.device if args.device != "cpu" else ""),
         {"device": args.device, "results": results, "large": large_results},
     )
+    if args.device == "cpu" and not args.quick:
+        rows = cold_and_warm(repeats)
+        print("\n" + table(COLD_HEADERS, cold_rows(rows)))
+        _write_cold(rows)
     print(f"\nwrote {path}")
 
 
