@@ -290,6 +290,27 @@ def speed_rows(results: list[Results]) -> list[list[Any]]:
     return rows
 
 
+COLD_HEADERS = ["condition", "chromaref cold s", "Reinhard cold s", "cold ratio",
+                "chromaref warm s", "Reinhard warm s", "load avg"]  # fmt: skip
+
+
+def cold_rows(rows: list[Results]) -> list[list[Any]]:
+    """One row per condition: whole-process (cold) and in-process repeat (warm) CLI medians."""
+    rows_by = {(r["condition"], r["method"], r["kind"]): r for r in rows}
+    out = []
+    for condition in dict.fromkeys(r["condition"] for r in rows):
+        s = {(m, k): rows_by[(condition, m, k)]["median_s"]
+             for m in ("training-free", "reinhard") for k in ("cold", "warm")}  # fmt: skip
+        loads = [run["load_avg"] for r in rows if r["condition"] == condition for run in r["runs"]]
+        out.append(
+            [condition, s["training-free", "cold"], s["reinhard", "cold"],
+             f"{s['training-free', 'cold'] / s['reinhard', 'cold']:.2f}x",
+             s["training-free", "warm"], s["reinhard", "warm"],
+             f"{min(loads):.1f}-{max(loads):.1f}"]
+        )  # fmt: skip
+    return out
+
+
 LARGE_HEADERS = ["megapixels", "size", "total s", "peak RSS MB", "budget MB", "within budget"]
 
 
@@ -329,6 +350,23 @@ def speed_section(results: Results | None, device: str, figures: list[Figure]) -
             "upscaled; the budget is 1 GB + 30 bytes per input pixel.\n\n"
         )
         text += table(LARGE_HEADERS, large_rows(results["large"])) + "\n\n"
+    cold = results.get("cold")
+    if cold:
+        m = cold["machine"]
+        text += (
+            f"Cold vs warm through the CLI, {cold['size']} px `aloe_l` from `aloe_r` "
+            f"(`{cold['command']}`, commit {m['commit']}, {m['date']}, {m['cpu_count']} CPUs). "
+            "**Cold**: the whole `chromaref colorize T.png -r R.jpg` process, start to exit "
+            "(interpreter, imports, model load, one image, result and grid PNGs); median of "
+            f"{len(cold['rows'][0]['runs'])} fresh processes, methods interleaved. **Warm**: "
+            "the same command invoked again in one process (imports and kernel set-up "
+            "excluded; model load and file I/O included). *Beside a busy process*: a "
+            "`while True: pass` process runs alongside (unpinned); *OpenMP spinning*: "
+            "OMP_WAIT_POLICY=ACTIVE, OpenMP's default, which the CLI now replaces with PASSIVE "
+            "unless the user set it. Load avg: the machine's 1-minute load before each run "
+            "(it is shared, so *alone* is not idle).\n\n"
+        )
+        text += table(COLD_HEADERS, cold_rows(cold["rows"])) + "\n\n"
     if len({r["size"] for r in results["results"]}) > 1:
         path = DOCS_IMAGES / f"speed_{device}.png"
         figures.append(Figure(path, lambda fig: _speed_plot(fig, results["results"]), (10, 3.8)))
@@ -462,6 +500,23 @@ def vector_index_section(results: Results | None, figures: list[Figure]) -> str:
         f"{auto['recall_at_10']:.3f}. Peak memory grows linearly with the corpus (it includes "
         "the input vectors).\n\n"
     )
+    cold = results.get("cold")
+    if cold:
+        m = cold["machine"]
+        text += (
+            f"Cold vs warm through the CLI, {cold['size']} px `aloe_l` from `aloe_r` "
+            f"(`{cold['command']}`, commit {m['commit']}, {m['date']}, {m['cpu_count']} CPUs). "
+            "**Cold**: the whole `chromaref colorize T.png -r R.jpg` process, start to exit "
+            "(interpreter, imports, model load, one image, result and grid PNGs); median of "
+            f"{len(cold['rows'][0]['runs'])} fresh processes, methods interleaved. **Warm**: "
+            "the same command invoked again in one process (imports and kernel set-up "
+            "excluded; model load and file I/O included). *Beside a busy process*: a "
+            "`while True: pass` process runs alongside (unpinned); *OpenMP spinning*: "
+            "OMP_WAIT_POLICY=ACTIVE, OpenMP's default, which the CLI now replaces with PASSIVE "
+            "unless the user set it. Load avg: the machine's 1-minute load before each run "
+            "(it is shared, so *alone* is not idle).\n\n"
+        )
+        text += table(COLD_HEADERS, cold_rows(cold["rows"])) + "\n\n"
     if len({r["size"] for r in results["results"]}) > 1:
         path = DOCS_IMAGES / "vector_index_cost.png"
         figures.append(Figure(path, lambda fig: _vector_plot(fig, results["results"]), (10, 3.8)))
