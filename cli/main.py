@@ -29,6 +29,7 @@ from chromaref.cli.eval_cmd import eval_command
 from chromaref.cli.index_app import index_app
 from chromaref.cli.serve_cmd import serve_command
 from chromaref.cli.train_cmd import train_command
+from chromaref.cli.video_cmd import video_command
 from chromaref.platform.errors import ChromarefError, ConfigError
 
 if TYPE_CHECKING:
@@ -45,6 +46,7 @@ app.add_typer(index_app, name="index")
 app.command("eval")(eval_command)
 app.command("train")(train_command)
 app.command("serve")(serve_command)
+app.command("video")(video_command)
 
 
 class OutputFormat(StrEnum):

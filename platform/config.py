@@ -52,6 +52,20 @@ class TrainedConfig(_Frozen):
     upsample_eps: float = Field(4.0, gt=0, description="guided upsampling regulariser (L^2)")
 
 
+class VideoConfig(_Frozen):
+    """Temporal propagation: each frame also takes the previous result's colors, carried by
+    optical flow, where the flow holds; scene cuts re-anchor on the reference."""
+
+    temporal: bool = Field(True, description="off: every frame colorized on its own")
+    temporal_weight: float = Field(
+        4.0, ge=0, description="trust in carried colors where the flow holds (reference: <= 1)"
+    )
+    flow_sigma: float = Field(6.0, gt=0, description="L error (0..100) that halves the trust")
+    scene_cut: float = Field(
+        0.6, gt=0, le=2, description="L-histogram L1 jump (0..2) between frames that is a cut"
+    )
+
+
 # Mean Lab chroma below which an image counts as gray (no colors to transfer or recover);
 # the pipeline's default, and the bar index builds and evaluations apply to whole photos.
 MIN_REFERENCE_CHROMA = 2.0

@@ -1,0 +1,1 @@
+"""Video: streamed decode/encode (PyAV), temporal colorization, whole clips."""

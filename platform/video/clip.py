@@ -1,0 +1,123 @@
+"""One clip in, one colorized clip per reference out, streamed frame by frame.
+
+Memory stays flat in the clip's length: a frame is decoded, prepared once (shared by every
+reference's output), colorized and encoded before the next is read. References are chosen by
+`anchor(frame_rgb)` at the first frame and, when `reanchor_at_cuts`, again at every scene cut
+(`--auto`); given references anchor the whole clip and cuts only stop colors carrying over.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from chromaref.platform.colorizers import PreparedImage
+from chromaref.platform.config import VideoConfig
+from chromaref.platform.errors import ConfigError
+from chromaref.platform.pipeline import ColorizationPipeline
+from chromaref.platform.video.io import VideoInfo, VideoWriter, probe_video, read_video
+from chromaref.platform.video.temporal import FrameColorizer, SceneCuts
+
+Anchor = Callable[[np.ndarray], list[PreparedImage]]
+Progress = Callable[[int, int | None], None]
+
+
+@dataclass(frozen=True)
+class EncodeOptions:
+    codec: str = "libx264"
+    crf: int = 18
+    preset: str = "veryfast"
+
+
+@dataclass
+class ClipResult:
+    outputs: list[Path]
+    frames: int = 0
+    seconds: float = 0.0
+    cuts: list[int] = field(default_factory=list)  # frame numbers that started a new scene
+
+    @property
+    def fps(self) -> float:
+        return self.frames / self.seconds if self.seconds else 0.0
+
+
+def fixed_anchor(references: Sequence[PreparedImage]) -> Anchor:
+    """The same references for every scene."""
+    chosen = list(references)
+    return lambda _frame: chosen
+
+
+def colorize_clip(
+    pipeline: ColorizationPipeline,
+    source: str | Path,
+    outputs: Sequence[Path],
+    anchor: Anchor,
+    *,
+    reanchor_at_cuts: bool = False,
+    config: VideoConfig | None = None,
+    encode: EncodeOptions | None = None,
+    max_frames: int | None = None,
+    progress: Progress | None = None,
+) -> ClipResult:
+    """Colorize `source` into `outputs` (one per reference `anchor` returns, in order).
+
+    Every output keeps the source's frame timestamps, size, rotation metadata and audio
+    (copied). Each file appears only when complete; on any error or interrupt none is left.
+
+    Raises:
+        VideoError: `source` is not a readable video.
+        ConfigError: `anchor` returned a different number of references than `outputs`.
+        UnusableReferenceError: a reference has no color.
+    """
+    config, encode = config or VideoConfig(), encode or EncodeOptions()
+    info = probe_video(source)
+    total = min(filter(None, (info.frames, max_frames)), default=None)
+    result, start = ClipResult(outputs=list(outputs)), time.perf_counter()
+    cuts, colorizers = SceneCuts(config.scene_cut), []
+    with ExitStack() as stack:
+        writers = [stack.enter_context(_writer(path, info, source, encode)) for path in outputs]
+        for frame in read_video(source):
+            if max_frames is not None and frame.index >= max_frames:
+                break
+            target = pipeline.prepare(frame.rgb)
+            cut = cuts(target)
+            if cut:
+                result.cuts.append(frame.index)
+            if not colorizers or (cut and reanchor_at_cuts):
+                references = anchor(frame.rgb)
+                colorizers = _anchored(pipeline, colorizers, references, len(writers), config)
+            for colorizer, writer in zip(colorizers, writers, strict=True):
+                writer.write(colorizer(target, cut=cut), frame.pts)
+            result.frames += 1
+            if progress is not None:
+                progress(result.frames, total)
+    result.seconds = time.perf_counter() - start
+    return result
+
+
+def _writer(path: Path, info: VideoInfo, source: str | Path, encode: EncodeOptions) -> VideoWriter:
+    return VideoWriter(
+        path, info, source=source, codec=encode.codec, crf=encode.crf, preset=encode.preset
+    )
+
+
+def _anchored(
+    pipeline: ColorizationPipeline,
+    colorizers: list[FrameColorizer],
+    references: list[PreparedImage],
+    wanted: int,
+    config: VideoConfig,
+) -> list[FrameColorizer]:
+    """Colorizers anchored on `references`: new ones at the start, re-anchored ones after."""
+    if len(references) != wanted:
+        raise ConfigError(f"{len(references)} references for {wanted} output videos")
+    if not colorizers:
+        return [FrameColorizer(pipeline, reference, config) for reference in references]
+    for colorizer, reference in zip(colorizers, references, strict=True):
+        colorizer.set_reference(reference)
+    return colorizers

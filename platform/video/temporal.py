@@ -1,0 +1,141 @@
+"""Temporal colorization: the reference anchors the colors, the previous result keeps them.
+
+For each frame, the training-free colorizer's data term (the reference chroma warped by the
+similarity sub-net, trusted by match confidence) gains a second source: the previous frame's
+chroma carried by optical flow (OpenCV DIS, current -> previous, at the working size),
+trusted where the flow holds (the carried luminance agrees) and `temporal_weight` times more
+than a perfect reference match. Two weighted data terms are one term at their weighted mean
+with the summed weight, so the same edge-aware solver blends them; where the flow fails
+(occlusions, new content) the reference takes over. A jump of the luminance histogram is a
+scene cut: nothing is carried across it (the caller may also change the reference there).
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from chromaref.platform.color import lab_to_image_keep_l
+from chromaref.platform.colorizers import PreparedImage
+from chromaref.platform.colorizers.training_free import match_confidence
+from chromaref.platform.config import VideoConfig
+from chromaref.platform.filters import guided_upsample, weighted_least_squares
+from chromaref.platform.pipeline import ColorizationPipeline
+
+HISTOGRAM_BINS = 64
+
+
+def luminance_histogram(l_work: Tensor) -> Tensor:
+    """Normalised histogram of L (0..100): what a scene cut changes at once."""
+    hist = torch.histc(l_work.float(), bins=HISTOGRAM_BINS, min=0.0, max=100.0)
+    return hist / hist.sum().clamp_min(1.0)
+
+
+class SceneCuts:
+    """Flags a frame whose luminance histogram jumps from the previous frame's (L1 distance
+    over `threshold`, of at most 2): a new shot, where no color may be carried over."""
+
+    def __init__(self, threshold: float) -> None:
+        self.threshold = threshold
+        self.histogram: Tensor | None = None
+
+    def __call__(self, target: PreparedImage) -> bool:
+        histogram, previous = luminance_histogram(target.l_work), self.histogram
+        self.histogram = histogram
+        return previous is not None and float((histogram - previous).abs().sum()) > self.threshold
+
+
+class FrameColorizer:
+    """Colorizes the frames of one clip, in order, from one prepared reference at a time.
+
+    >>> frames = FrameColorizer(pipeline, pipeline.prepare(reference_rgb, full_l=False))
+    >>> rgb = frames(pipeline.prepare(frame_rgb))   # then the next frame, and so on
+    """
+
+    def __init__(
+        self,
+        pipeline: ColorizationPipeline,
+        reference: PreparedImage,
+        config: VideoConfig | None = None,
+    ) -> None:
+        self.pipeline = pipeline
+        self.config = config or VideoConfig()
+        self.propagation = pipeline.config.propagation
+        self.flow = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_FAST)
+        self.previous: tuple[Tensor, Tensor] | None = None  # (L working copy, ab on the grid)
+        self.set_reference(reference)
+
+    def set_reference(self, reference: PreparedImage) -> None:
+        """Anchor the following frames on `reference` (e.g. another one after a scene cut).
+
+        Raises:
+            UnusableReferenceError: it has no color to transfer.
+        """
+        self.pipeline.check_reference(reference)
+        self.reference = reference
+
+    @torch.inference_mode()
+    def __call__(self, target: PreparedImage, *, cut: bool = False) -> np.ndarray:
+        """The next frame, colorized at its own size with its exact luminance; after a `cut`
+        nothing is carried from the previous frame."""
+        correspondence = self.pipeline.correspond(target, self.reference)
+        data = correspondence.warped_ab
+        confidence = match_confidence(correspondence.similarity, self.propagation)
+        grid = correspondence.grid_size
+        previous = None if cut or not self.config.temporal else self.previous
+        if previous is not None and previous[0].shape == target.l_work.shape:
+            carried, trust = self._carried(target.l_work, grid)
+            total = confidence + trust
+            data = (confidence * data + trust * carried) / total.clamp_min(1e-6)
+            confidence = total
+        prop = self.propagation
+        l_grid = F.adaptive_avg_pool2d(target.l_work, grid)
+        ab_grid = weighted_least_squares(
+            data,
+            confidence,
+            l_grid,
+            smoothness=prop.smoothness,
+            sigma=prop.edge_sigma,
+            prior=prop.gray_prior,
+            iterations=prop.iterations,
+        )
+        self.previous = (target.l_work, ab_grid)
+        ab = guided_upsample(
+            ab_grid,
+            target.l_work,
+            target.l_full,
+            radius=prop.upsample_radius,
+            eps=prop.upsample_eps,
+        )
+        return lab_to_image_keep_l(target.l_full, ab)
+
+    def _carried(self, l_work: Tensor, grid: tuple[int, int]) -> tuple[Tensor, Tensor]:
+        """The previous result's ab moved onto this frame by optical flow, and the trust in
+        each grid cell (high where the carried luminance matches this frame's)."""
+        previous_l, previous_ab = self.previous
+        current = _as_uint8(l_work)
+        flow = self.flow.calc(current, _as_uint8(previous_l), None)  # where each pixel was
+        height, width = current.shape
+        xs, ys = np.meshgrid(
+            np.arange(width, dtype=np.float32), np.arange(height, dtype=np.float32)
+        )
+        map_x, map_y = xs + flow[..., 0], ys + flow[..., 1]
+        ab_work = F.interpolate(previous_ab, size=(height, width), mode="bilinear")
+        planes = [
+            cv2.remap(plane, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+            for plane in (*ab_work[0].cpu().numpy(), previous_l[0, 0].cpu().numpy())
+        ]
+        carried = torch.from_numpy(np.stack(planes[:2]))[None].to(l_work)
+        error = (torch.from_numpy(planes[2]).to(l_work) - l_work[0, 0]).abs()
+        inside = (map_x >= 0) & (map_x <= width - 1) & (map_y >= 0) & (map_y <= height - 1)
+        trust = torch.exp(-((error / self.config.flow_sigma) ** 2))
+        trust = self.config.temporal_weight * trust * torch.from_numpy(inside).to(l_work)
+        return F.adaptive_avg_pool2d(carried, grid), F.adaptive_avg_pool2d(trust[None, None], grid)
+
+
+def _as_uint8(l_work: Tensor) -> np.ndarray:
+    """L (0..100) of a working copy as the 8-bit image DIS flow takes."""
+    return (l_work[0, 0] * 2.55).round().clamp(0, 255).to(torch.uint8).cpu().numpy()
