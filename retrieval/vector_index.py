@@ -244,7 +244,10 @@ def build_vector_index(
         gpu=gpu,
         bytes=vector_index.nbytes(),
     )
-    logger.info("built %s over %d x %d: %s", factory, count, dim, report)
+    outcome = "exact" if recall is None else f"{params}, recall@10 {recall:.3f}"
+    logger.info(
+        "built %s over %d x %d in %.1f s: %s", factory, count, dim, report.build_seconds, outcome
+    )
     return vector_index, report
 
 
