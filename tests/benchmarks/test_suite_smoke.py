@@ -55,6 +55,7 @@ def test_benchmark_suite_smoke(tmp_path):
     assert (tmp_path / "images" / "quality_psnr.png").is_file()
 
 
+@pytest.mark.slow
 def test_committed_benchmark_page_matches_the_committed_results():
     """docs/benchmarks.md and the README's results are generated: a hand edit or a forgotten
     regeneration fails here."""

@@ -22,6 +22,8 @@ from chromaref.platform.images import load_image
 from chromaref.retrieval.build import BuildConfig, build_index
 from chromaref.retrieval.index import Index
 
+pytestmark = pytest.mark.slow
+
 runner = CliRunner()
 BIG = (1600, 1200)  # larger than a grid cell, so a reference kept whole would show
 

@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 
+import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
@@ -17,6 +18,7 @@ from chromaref.platform.models import backbone_loads
 runner = CliRunner()
 
 
+@pytest.mark.slow
 def test_first_auto_run_loads_the_backbone_once(tmp_path, monkeypatch):
     monkeypatch.setenv("CHROMAREF_CACHE", str(tmp_path / "cache"))  # builds the default index
     target = tmp_path / "old.png"

@@ -160,6 +160,7 @@ def test_refuses_to_overwrite_an_input(workdir):
     assert clash.read_bytes() == before
 
 
+@pytest.mark.slow
 def test_demo_writes_result_and_grid(tmp_path):
     result = _invoke("demo", "--out", str(tmp_path))
     assert result.exit_code == 0, result.output
@@ -197,6 +198,7 @@ def _odd_mode_targets(folder):
     }
 
 
+@pytest.mark.slow
 def test_every_image_mode_is_colorized_at_its_displayed_size(workdir):
     folder = workdir / "modes"
     folder.mkdir()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
@@ -17,6 +18,7 @@ def _invoke(*args: str):
     return runner.invoke(app, list(args), catch_exceptions=False)
 
 
+@pytest.mark.slow
 def test_build_then_search_as_json_and_table(corpus, tmp_path):
     out = tmp_path / "idx"
     result = _invoke("index", "build", str(corpus), "--out", str(out), "--local", "--quiet")
@@ -34,6 +36,7 @@ def test_build_then_search_as_json_and_table(corpus, tmp_path):
     assert table.exit_code == 0 and "semantic" in table.output and "luminance" in table.output
 
 
+@pytest.mark.slow
 def test_build_chooses_the_faiss_index_from_options(corpus, tmp_path):
     out = tmp_path / "idx"
     args = ("--index-kind", "hnsw", "--pca-dim", "8", "--target-recall", "0.9", "--no-gpu")
@@ -53,6 +56,7 @@ def test_search_errors_are_one_line(tmp_path):
     assert result.exit_code == 2 and "does not exist" in result.output
 
 
+@pytest.mark.slow
 def test_colorize_auto_with_the_bundled_default_index(tmp_path, monkeypatch):
     monkeypatch.setenv("CHROMAREF_CACHE", str(tmp_path / "cache"))
     target = tmp_path / "old.png"
@@ -75,6 +79,7 @@ def test_references_and_auto_are_exclusive(tmp_path):
     assert result.exit_code == 2 and "--reference" in result.output
 
 
+@pytest.mark.slow
 def test_out_may_be_the_current_folder_but_not_a_filesystem_root(corpus, tmp_path, monkeypatch):
     here = tmp_path / "here"
     here.mkdir()

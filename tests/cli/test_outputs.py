@@ -102,6 +102,7 @@ def test_earlier_results_in_out_are_not_targets(tmp_path: Path) -> None:
 # --- runs -----------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_same_named_targets_get_their_own_results(tmp_path: Path, ref: Path) -> None:
     x_png = _gray_copy("aloe_l", tmp_path / "in" / "x.png")
     x_jpg = _gray_copy("leuven_a", tmp_path / "in" / "x.jpg")
@@ -134,6 +135,7 @@ def test_same_named_targets_get_their_own_results(tmp_path: Path, ref: Path) -> 
 
 
 @pytest.mark.parametrize("where", ["inside", "same"], ids=["out-inside-input", "out-is-input"])
+@pytest.mark.slow
 def test_a_rerun_does_not_colorize_earlier_results(tmp_path: Path, ref: Path, where: str) -> None:
     folder = tmp_path / "in"
     _gray_copy("aloe_l", folder / "aloe.png")

@@ -15,6 +15,8 @@ from chromaref.cli.main import app
 from chromaref.platform.assets import photo
 from chromaref.platform.errors import ConfigError
 
+pytestmark = pytest.mark.slow
+
 # ImageNet layout CATEGORY/photo: gives the `same-category` reference
 PHOTOS = {"aloe_l": "aloe", "aloe_r": "aloe", "coffee": "city", "leuven_a": "city"}
 

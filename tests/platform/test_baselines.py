@@ -24,6 +24,7 @@ def _mean_std(ab: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return mean, std
 
 
+@pytest.mark.slow
 def test_reinhard_on_a_gray_target_is_the_reference_mean_everywhere() -> None:
     lab = _lab("chelsea")
     ab = reinhard_transfer(lab[:, :1], lab)

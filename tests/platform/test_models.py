@@ -28,6 +28,7 @@ def _top5(model, rgb) -> set[str]:
 
 
 @pytest.mark.parametrize("name", sorted(EXPECTED_TOP5))
+@pytest.mark.slow
 def test_efficientnet_lite0_classifies_real_photos(lite0, photo_rgb, name):
     top5 = _top5(lite0, photo_rgb(name))
     assert top5 & EXPECTED_TOP5[name], f"{name}: top-5 was {sorted(top5)}"
@@ -61,6 +62,7 @@ def _dense_match_accuracy(backbone, rgb: np.ndarray) -> float:
 
 
 @pytest.mark.parametrize("name", ["efficientnet_lite0", "vgg16_hed"])
+@pytest.mark.slow
 def test_pretrained_features_match_real_photos_across_views(name, photo_rgb):
     trained = get_backbone(name)
     untrained = get_backbone(name)
@@ -73,10 +75,12 @@ def test_pretrained_features_match_real_photos_across_views(name, photo_rgb):
     assert trained_acc > random_acc + 0.15, (trained_acc, random_acc)
 
 
+@pytest.mark.slow
 def test_hed_vgg16_levels():
     assert get_backbone("vgg16_hed").meta.channels == (128, 256, 512, 512)
 
 
+@pytest.mark.slow
 def test_vgg19_loads_a_local_torchvision_state_dict(tmp_path, monkeypatch):
     from torchvision.models import vgg19
 
@@ -90,12 +94,14 @@ def test_vgg19_loads_a_local_torchvision_state_dict(tmp_path, monkeypatch):
     assert [f.shape[1] for f in model(torch.rand(1, 1, 64, 64) * 100)] == [128, 256, 512, 512]
 
 
+@pytest.mark.slow
 def test_vgg19_without_weights_names_the_fix(tmp_path, monkeypatch):
     monkeypatch.setenv(VGG19_ENV, str(tmp_path / "missing.pth"))
     with pytest.raises(WeightsError, match="CHROMAREF_VGG19_WEIGHTS"):
         get_backbone("vgg19")
 
 
+@pytest.mark.slow
 def test_corrupt_or_mismatched_weights_are_refused(tmp_path, monkeypatch):
     corrupt = tmp_path / "corrupt.pth"
     corrupt.write_bytes(b"not a checkpoint")

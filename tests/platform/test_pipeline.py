@@ -87,6 +87,7 @@ def test_baseline_methods_run_through_the_same_pipeline(method, photo_rgb):
     assert float((_l(out.rgb) - _l(truth)).abs().max()) < 1.0
 
 
+@pytest.mark.slow
 def test_bands_change_no_result(pipeline, photo_rgb, monkeypatch):
     """Full-resolution work in bands of a few rows (as on a 100 MP photo) gives the result of
     doing it at once: L and the working copy within float noise, output within one level."""

@@ -44,6 +44,7 @@ def random_model(tmp_path_factory) -> str:
     return str(path)
 
 
+@pytest.mark.slow
 def test_random_model_colorizes_a_real_pair_end_to_end_keeping_l_and_size(
     random_model, pipeline, photo_rgb
 ):

@@ -29,6 +29,7 @@ def test_manifest_counts_and_skips_with_reasons(corpus, local_index):
     assert not (local_index.parent / "local.building").exists()
 
 
+@pytest.mark.slow
 def test_gray_query_finds_its_own_color_photo(corpus, local_index):
     index = Index.open(local_index)
     for path in sorted(corpus.glob("*/*.jpg"))[:6]:
@@ -41,6 +42,7 @@ def test_gray_query_finds_its_own_color_photo(corpus, local_index):
         assert hits[0].label == path.parent.name
 
 
+@pytest.mark.slow
 def test_exclusion_and_stage_ablation(corpus, local_index):
     index = Index.open(local_index)
     path = sorted((corpus / "food").glob("*.jpg"))[0]
@@ -54,6 +56,7 @@ def test_exclusion_and_stage_ablation(corpus, local_index):
     assert luminance_only[0].id == top.id
 
 
+@pytest.mark.slow
 def test_rebuild_is_identical_and_replaces_atomically(corpus, local_index, tmp_path):
     out = tmp_path / "again"
     build_index(corpus, out, config=BuildConfig(runner="local", shard_size=4))
@@ -98,6 +101,7 @@ def test_open_refuses_a_mismatched_model(local_index, tmp_path):
         Index.open(tmp_path)
 
 
+@pytest.mark.slow
 def test_parquet_and_tar_corpora_index_the_same_images(corpus, local_index, tmp_path):
     import tarfile
 
@@ -132,6 +136,7 @@ def test_never_replaces_a_folder_that_is_not_an_index(corpus, tmp_path):
     assert (precious / "wedding.jpg").read_bytes() == b"irreplaceable"
 
 
+@pytest.mark.slow
 def test_in_process_build_leaves_the_callers_torch_threads_alone(corpus, tmp_path):
     import torch
 

@@ -17,7 +17,7 @@ import pytest
 from chromaref.retrieval.build import BuildConfig, build_index
 from chromaref.retrieval.index import Index
 
-pytestmark = pytest.mark.ray
+pytestmark = [pytest.mark.ray, pytest.mark.slow]
 
 
 @pytest.fixture(scope="module")

@@ -97,6 +97,7 @@ def test_thumbnail_rejects_other_arrays():
         luminance_thumbnail(np.zeros((8, 8, 4), np.uint8), 32)
 
 
+@pytest.mark.slow
 def test_projection_is_deterministic_and_orthonormal(extractor, lite0, described):
     again = DescriptorExtractor(device="cpu", backbone=lite0)
     projection = again._projection.numpy()
@@ -114,6 +115,7 @@ def test_projection_is_deterministic_and_orthonormal(extractor, lite0, described
     assert not np.allclose(other._projection.numpy(), projection)
 
 
+@pytest.mark.slow
 def test_color_and_gray_versions_give_the_same_descriptors(extractor, images, described):
     gray = extractor.describe_images([_gray_version(rgb) for rgb in images])
     semantic_cosine = (gray.semantic * described.semantic).sum(axis=1)
@@ -183,6 +185,7 @@ def test_histogram_distance_handles_flat_histograms():
     np.testing.assert_allclose(opposite, [0.0, 0.5 * (1 + 1 / 3)], atol=1e-6)
 
 
+@pytest.mark.slow
 def test_model_id_follows_config_and_weights(extractor, lite0):
     name, rest = extractor.model_id.split("@")
     assert name == "efficientnet_lite0"

@@ -206,6 +206,7 @@ def _hit(index: Index, row: int) -> SearchHit:
     return SearchHit(index.rows["id"][row], index.rows["uri"][row], None, 1.0, None, None, 1.0)
 
 
+@pytest.mark.slow
 def test_rows_outside_the_corpus_root_are_refused(crafted, tmp_path):
     index_dir, root = crafted
     secret = _solid(tmp_path / "secret.png", MAGENTA)
@@ -227,6 +228,7 @@ def test_rows_outside_the_corpus_root_are_refused(crafted, tmp_path):
         assert str(refused.value).startswith(uri) and index.rows["id"][row] in str(refused.value)
 
 
+@pytest.mark.slow
 def test_colorize_auto_skips_a_refused_reference_and_never_shows_the_secret(
     crafted, query, tmp_path
 ):
@@ -303,6 +305,7 @@ def test_parquet_rows_are_bounded_and_confined(crafted, corpus, monkeypatch):
         read_bytes(f"parquet://{(root / 'big.parquet').resolve()}#0", root=corpus_root)
 
 
+@pytest.mark.slow
 def test_object_store_options_from_an_untrusted_index_are_refused(crafted, monkeypatch):
     index_dir, _ = crafted
     listener = socket.socket()
@@ -403,6 +406,7 @@ def test_a_damaged_index_is_one_line_naming_the_file(case, crafted, query):
     assert str(index_dir / file) in line, line
 
 
+@pytest.mark.slow
 def test_colorize_auto_and_the_installed_cli_refuse_a_damaged_index(crafted, query, tmp_path):
     index_dir, _ = crafted
     _nan_in_luminance(index_dir, redigest=True)
@@ -432,6 +436,7 @@ def test_colorize_auto_and_the_installed_cli_refuse_a_damaged_index(crafted, que
     assert len(lines) == 1 and "manifest.json" in lines[0] and "not valid JSON" in lines[0]
 
 
+@pytest.mark.slow
 def test_a_tampered_index_is_refused_at_open_or_before_a_row_is_used(crafted, query):
     index_dir, _ = crafted
     pristine = (index_dir / "rows.parquet").read_bytes()
@@ -492,6 +497,7 @@ def test_mapper_rejects_non_finite_descriptors(corpus):
     assert np.isfinite(out["semantic"]).all() and not out["semantic"][1].any()
 
 
+@pytest.mark.slow
 def test_build_skips_links_out_of_the_corpus(corpus, tmp_path):
     root = tmp_path / "small"
     (root / "food").mkdir(parents=True)
@@ -539,6 +545,7 @@ def test_a_parquet_row_group_beyond_the_cap_is_refused_before_it_is_read(
 
 
 @pytest.mark.parametrize("column", ["uri", "id", "sha1"])
+@pytest.mark.slow
 def test_null_values_in_rows_are_one_line_naming_rows_parquet(column, crafted, query, tmp_path):
     index_dir, _ = crafted
     table = pq.read_table(index_dir / store.ROWS)
@@ -558,6 +565,7 @@ def test_null_values_in_rows_are_one_line_naming_rows_parquet(column, crafted, q
         assert str(index_dir / store.ROWS) in line and f"null values in {column}" in line
 
 
+@pytest.mark.slow
 def test_index_open_expands_the_home_folder(local_index, tmp_path, monkeypatch):
     monkeypatch.setenv("HOME", str(tmp_path))
     shutil.copytree(local_index, tmp_path / "indexes" / "x")

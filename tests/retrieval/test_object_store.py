@@ -11,6 +11,8 @@ from chromaref.retrieval.build import BuildConfig, build_index
 from chromaref.retrieval.corpus import list_corpus, read_bytes
 from chromaref.retrieval.index import Index
 
+pytestmark = pytest.mark.slow
+
 
 def test_s3_folder_tree_lists_like_the_local_one(corpus, s3_corpus):
     local, remote = list_corpus(corpus), list_corpus(s3_corpus("tree"))

@@ -79,6 +79,7 @@ def test_flat_returns_the_true_nearest_neighbours():
         ("ivfpq", "IDMap,IVF512,PQ16x8,Refine(SQ8)", {"nprobe", "k_factor_rf"}),
     ],
 )
+@pytest.mark.slow
 def test_tuning_reaches_the_target_recall(corpus, fresh_queries, kind, factory, params):
     config = VectorIndexConfig(kind=kind, target_recall=0.95)
     index, report = build_vector_index(corpus, config=config)

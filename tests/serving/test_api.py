@@ -15,7 +15,7 @@ from served import gray_png, png_bytes
 
 from chromaref.platform.color import lab_image
 
-pytestmark = pytest.mark.ray
+pytestmark = [pytest.mark.ray, pytest.mark.slow]
 TIMEOUT = 120
 
 

@@ -10,7 +10,7 @@ import pytest
 import requests
 from served import gray_png
 
-pytestmark = pytest.mark.ray
+pytestmark = [pytest.mark.ray, pytest.mark.slow]
 REQUEST_TIMEOUT_S = 60  # the app's limit (served.BASE_SETTINGS)
 CLIENT_TIMEOUT_S = REQUEST_TIMEOUT_S + 30
 

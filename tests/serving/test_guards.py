@@ -10,7 +10,7 @@ import pytest
 import requests
 from served import BASE_SETTINGS, TEST_API_KEY, TEST_API_KEY_ENV, deploy, gray_png, png_bytes
 
-pytestmark = pytest.mark.ray
+pytestmark = [pytest.mark.ray, pytest.mark.slow]
 TIMEOUT = 120
 # Extra apps share the package's 4 logical CPUs with the main one.
 SMALL = {"colorizer": {"num_cpus": 0.5, "num_gpus": 0}, "retriever": {"num_cpus": 0.25}}

@@ -6,7 +6,7 @@ import pytest
 from PIL import Image
 from served import BASE_SETTINGS, TEST_API_KEY, TEST_API_KEY_ENV, deploy, gray_png, png_bytes
 
-pytestmark = pytest.mark.ray
+pytestmark = [pytest.mark.ray, pytest.mark.slow]
 TIMEOUT_MS = 120_000
 
 # The natural width of every image the locator matches, once the browser decoded it (0: broken).

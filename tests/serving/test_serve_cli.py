@@ -15,7 +15,7 @@ import pytest
 import requests
 from served import free_port
 
-pytestmark = [pytest.mark.ray, pytest.mark.integration]
+pytestmark = [pytest.mark.ray, pytest.mark.integration, pytest.mark.slow]
 CHROMAREF = str(Path(sys.executable).parent / "chromaref")
 
 
