@@ -83,6 +83,8 @@ def colorize_clip(
         writers = [stack.enter_context(_writer(path, info, source, encode)) for path in outputs]
         for frame in read_video(source):
             if max_frames is not None and frame.index >= max_frames:
+                for writer in writers:
+                    writer.preview = True
                 break
             target = pipeline.prepare(frame.rgb)
             cut = cuts(target)

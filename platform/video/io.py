@@ -153,7 +153,8 @@ class VideoWriter:
         rate = info.rate or Fraction(25)
         self._stream = self._out.add_stream(self.codec, rate=rate)
         self._stream.width, self._stream.height = info.width, info.height
-        self._stream.time_base = info.time_base
+        # encode in the source's time base, not 1/rate: variable-rate timestamps stay exact
+        self._stream.time_base = self._stream.codec_context.time_base = info.time_base
         even = info.width % 2 == 0 and info.height % 2 == 0
         self._stream.pix_fmt = "yuv420p" if even else "yuv444p"  # 4:2:0 needs even sides
         if self.codec == "libx264":
@@ -162,6 +163,7 @@ class VideoWriter:
             self._stream.set_display_rotation(info.rotation)
         self._audio = self._copy_audio_stream()
         self._next_pts, self._end_s = 0, 0.0
+        self.preview = False  # set when the caller stops before the clip's end
         return self
 
     def _copy_audio_stream(self):
@@ -178,7 +180,7 @@ class VideoWriter:
         frame.time_base = self.info.time_base
         self._next_pts = frame.pts + 1
         self._out.mux(self._stream.encode(frame))
-        self._end_s = float(self._next_pts * self.info.time_base)
+        self._end_s = float(frame.pts * self.info.time_base + 1 / (self.info.rate or 25))
 
     def __exit__(self, exc_type, exc, tb) -> bool:
         if exc_type is not None:  # the caller failed: close and delete, never rename
@@ -190,13 +192,14 @@ class VideoWriter:
         return False
 
     def _mux_audio(self) -> None:
-        """The source's audio packets as they are, up to the end of the last frame written
-        (all of it for a whole clip; a `--max-frames` preview gets its own span)."""
+        """The source's audio packets as they are: all of them for a whole clip, those up to
+        the last frame's end for a `preview` (a `--max-frames` run)."""
         source_stream = self._source.streams.audio[0]
         for packet in self._source.demux(source_stream):
             if packet.dts is None:
                 continue
-            if packet.pts is not None and float(packet.pts * packet.time_base) >= self._end_s:
+            start = float(packet.pts * packet.time_base) if packet.pts is not None else 0.0
+            if self.preview and start >= self._end_s:
                 break
             packet.stream = self._audio
             self._out.mux(packet)

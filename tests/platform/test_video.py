@@ -1,0 +1,156 @@
+"""Whole clips made from real photos: what a colorized video keeps (frames, timestamps, size,
+rotation, audio, luminance), what the temporal mode buys, scene cuts, and bad input."""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+from clips import PAN_PX, decode_all, pan_frames, write_clip
+
+from chromaref.platform.color import lab_image
+from chromaref.platform.config import VideoConfig
+from chromaref.platform.errors import UnusableReferenceError
+from chromaref.platform.video.clip import colorize_clip, fixed_anchor
+from chromaref.platform.video.io import VideoError, probe_video
+
+SIZE = (320, 240)
+
+
+@pytest.fixture(scope="module")
+def pan(photo_rgb, tmp_path_factory) -> tuple[Path, list[np.ndarray]]:
+    """A 12-frame pan across a real photo, with an AAC tone and a 90-degree rotation."""
+    frames = pan_frames(photo_rgb("astronaut"), 12, SIZE)
+    path = tmp_path_factory.mktemp("clips") / "pan.mp4"
+    return write_clip(path, frames, audio=True, rotation=90), frames
+
+
+def _colorize(pipeline, source, out, reference_rgb, **kwargs):
+    reference = pipeline.prepare(reference_rgb, full_l=False)
+    return colorize_clip(pipeline, source, [out], fixed_anchor([reference]), **kwargs)
+
+
+def _audio(path: Path) -> tuple[str, float] | None:
+    with av.open(str(path)) as container:
+        if not container.streams.audio:
+            return None
+        stream = container.streams.audio[0]
+        packets = [p for p in container.demux(stream) if p.pts is not None]
+        end = packets[-1].pts + packets[-1].duration
+        return stream.codec_context.name, float(end * stream.time_base)
+
+
+def test_a_colorized_clip_keeps_frames_times_size_rotation_audio_and_luminance(
+    pipeline, pan, photo_rgb, tmp_path
+):
+    source, truth = pan
+    out = tmp_path / "pan__ref.mp4"
+    result = _colorize(pipeline, source, out, photo_rgb("astronaut"))
+    assert result.frames == 12 and result.outputs == [out] and result.cuts == []
+    frames, times = decode_all(out)
+    source_frames, source_times = decode_all(source)
+    assert len(frames) == 12 and times == pytest.approx(source_times, abs=1e-3)
+    assert frames[0].shape == source_frames[0].shape == (SIZE[1], SIZE[0], 3)
+    assert probe_video(out).rotation == 90
+    codec, seconds = _audio(out)
+    assert codec == "aac" and seconds == pytest.approx(_audio(source)[1], abs=0.05)
+    for got, given in zip(frames, source_frames, strict=True):  # H.264 costs a little
+        assert np.abs(lab_image(got)[..., 0] - lab_image(given)[..., 0]).mean() < 1.5
+    error = np.mean(
+        [np.abs(a.astype(float) - b).mean() for a, b in zip(frames, truth, strict=True)]
+    )
+    gray = np.mean([np.abs(lab_image(t)[..., 1:]).mean() for t in truth])
+    assert error < 8 and gray > 5  # the true colors, near enough, and not a gray clip
+
+
+def _flicker(frames: list[np.ndarray]) -> float:
+    """Mean ab change between consecutive frames along the true motion (the pan)."""
+    changes = []
+    for before, after in itertools.pairwise(frames):
+        ab_before, ab_after = lab_image(before)[..., 1:], lab_image(after)[..., 1:]
+        changes.append(np.abs(ab_after[:, :-PAN_PX] - ab_before[:, PAN_PX:]).mean())
+    return float(np.mean(changes))
+
+
+def test_temporal_mode_flickers_less_than_frame_by_frame(pipeline, pan, photo_rgb, tmp_path):
+    """With a reference that only partly matches, per-frame colors jump; carried colors hold."""
+    source, _ = pan
+    reference = photo_rgb("coffee")
+    flicker = {}
+    for temporal in (False, True):
+        out = tmp_path / f"temporal-{temporal}.mp4"
+        _colorize(pipeline, source, out, reference, config=VideoConfig(temporal=temporal))
+        flicker[temporal] = _flicker(decode_all(out)[0])
+    assert flicker[True] < 0.8 * flicker[False], flicker
+
+
+def test_a_scene_cut_is_found_and_odd_sizes_and_irregular_times_survive(
+    pipeline, photo_rgb, tmp_path
+):
+    first = pan_frames(photo_rgb("astronaut"), 4, (161, 121))
+    second = pan_frames(photo_rgb("coffee"), 4, (161, 121))
+    pts = [0, 1, 3, 4, 7, 8, 9, 12]  # variable frame rate
+    source = write_clip(tmp_path / "cut.mp4", first + second, pts=pts)
+    out = tmp_path / "cut__ref.mp4"
+    result = _colorize(pipeline, source, out, photo_rgb("coffee"))
+    assert result.cuts == [4]
+    frames, times = decode_all(out)
+    assert frames[0].shape == (121, 161, 3) and len(frames) == 8
+    assert times == pytest.approx([p / 12 for p in pts], abs=1e-3)
+
+
+def test_bad_videos_are_one_line_errors_and_leave_nothing(pipeline, pan, photo_rgb, tmp_path):
+    source, _ = pan
+    data = source.read_bytes()
+    cases = {
+        "garbage.mp4": b"\x00\x01not a video at all" * 100,
+        "truncated.mp4": data[: len(data) // 3],
+        "empty.mp4": b"",
+    }
+    png = tmp_path / "still.png"
+    from PIL import Image
+
+    Image.fromarray(photo_rgb("coffee")).save(png)
+    audio_only = tmp_path / "tone.m4a"
+    with av.open(str(audio_only), mode="w") as container:
+        stream = container.add_stream("aac", rate=44100, layout="mono")
+        frame = av.AudioFrame.from_ndarray(
+            np.zeros((1, 44100), np.float32), format="fltp", layout="mono"
+        )
+        frame.sample_rate, frame.pts = 44100, 0
+        container.mux(stream.encode(frame))
+        container.mux(stream.encode(None))
+    paths = [png, audio_only]
+    for name, content in cases.items():
+        (tmp_path / name).write_bytes(content)
+        paths.append(tmp_path / name)
+    for path in paths:
+        out = tmp_path / "out" / f"{path.stem}__ref.mp4"
+        try:
+            result = _colorize(pipeline, path, out, photo_rgb("coffee"))
+        except VideoError as exc:
+            assert str(path) in str(exc) and "\n" not in str(exc)
+            assert not out.exists()
+        else:  # a truncated clip may still hold whole frames: then they are all there
+            assert path.name == "truncated.mp4" and 0 < result.frames < 12
+            assert len(decode_all(out)[0]) == result.frames
+        leftovers = list((tmp_path / "out").glob(".*")) if (tmp_path / "out").exists() else []
+        assert leftovers == []
+
+
+def test_a_gray_reference_and_an_interrupted_run_leave_nothing(pipeline, pan, tmp_path):
+    source, truth = pan
+    gray = np.repeat(lab_image(truth[0])[..., :1].astype(np.uint8), 3, axis=2)
+    with pytest.raises(UnusableReferenceError):
+        _colorize(pipeline, source, tmp_path / "gray.mp4", gray)
+
+    def interrupt(done: int, _total: int | None) -> None:
+        if done == 3:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        _colorize(pipeline, source, tmp_path / "stopped.mp4", truth[0], progress=interrupt)
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
