@@ -1,0 +1,111 @@
+"""`chromaref video` as a user runs it: given or retrieved references, a folder with a bad
+clip, and many clips as Ray tasks on a real local cluster."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from clips import decode_all, pan_frames, write_clip
+from typer.testing import CliRunner
+
+from chromaref.cli.main import app
+
+runner = CliRunner()
+CHROMAREF = str(Path(sys.executable).parent / "chromaref")
+
+
+@pytest.fixture(scope="module")
+def clips_dir(photo_rgb, tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("videos")
+    write_clip(folder / "street.mp4", pan_frames(photo_rgb("astronaut"), 6, (160, 120)))
+    write_clip(folder / "cafe.mp4", pan_frames(photo_rgb("coffee"), 5, (160, 120)), audio=True)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def reference(photo_rgb, tmp_path_factory) -> Path:
+    from PIL import Image
+
+    path = tmp_path_factory.mktemp("refs") / "coffee.jpg"
+    Image.fromarray(photo_rgb("coffee")).save(path)
+    return path
+
+
+def test_one_clip_one_video_per_reference(clips_dir, reference, photo_rgb, tmp_path):
+    second = tmp_path / "astro.png"
+    from PIL import Image
+
+    Image.fromarray(photo_rgb("astronaut")).save(second)
+    out = tmp_path / "out"
+    result = runner.invoke(
+        app,
+        ["video", str(clips_dir / "cafe.mp4"), "-r", str(reference), "-r", str(second),
+         "--out", str(out), "--quiet"],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    expected = [out / "cafe__ref-coffee.mp4", out / "cafe__ref-astro.mp4"]
+    assert [Path(line) for line in result.stdout.split()[-2:]] == expected
+    for path in expected:
+        assert len(decode_all(path)[0]) == 5
+    assert "5 frames in" in result.output
+
+
+def test_auto_retrieves_references_per_scene(clips_dir, corpus, tmp_path):
+    from chromaref.retrieval.build import BuildConfig, build_index
+
+    index = tmp_path / "index"
+    build_index(corpus, index, config=BuildConfig(runner="local"))
+    out = tmp_path / "out"
+    result = runner.invoke(
+        app,
+        ["video", str(clips_dir / "street.mp4"), "--auto", "--top", "2", "--index", str(index),
+         "--out", str(out), "--quiet"],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in out.iterdir()) == ["street__auto1.mp4", "street__auto2.mp4"]
+
+
+def test_a_bad_clip_in_a_folder_is_skipped_and_the_rest_is_done(clips_dir, reference, tmp_path):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    (folder / "broken.mp4").write_bytes(b"\x00" * 4096)
+    (folder / "street.mp4").write_bytes((clips_dir / "street.mp4").read_bytes())
+    out = tmp_path / "out"
+    result = runner.invoke(app, ["video", str(folder), "-r", str(reference), "--out", str(out)])
+    assert result.exit_code == 1
+    assert "skipped 1 clip" in result.output and "broken.mp4" in result.output
+    assert "Traceback" not in result.output
+    assert [p.name for p in out.iterdir()] == ["street__ref-coffee.mp4"]
+
+
+def test_without_a_reference_or_with_both_it_says_what_to_give(clips_dir, reference, tmp_path):
+    for extra in ([], ["--auto", "-r", str(reference)]):
+        result = runner.invoke(app, ["video", str(clips_dir), *extra, "--out", str(tmp_path)])
+        assert result.exit_code == 2 and "--reference/-r, or use --auto" in result.output
+
+
+@pytest.mark.ray
+@pytest.mark.integration
+def test_many_clips_as_ray_tasks_on_a_cluster(clips_dir, reference, tmp_path):
+    from ray.cluster_utils import Cluster
+
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 2})
+    try:
+        out = tmp_path / "out"
+        done = subprocess.run(
+            [CHROMAREF, "video", str(clips_dir), "-r", str(reference), "--out", str(out),
+             "--address", cluster.address],
+            capture_output=True, text=True, timeout=600,
+        )  # fmt: skip
+    finally:
+        cluster.shutdown()
+    assert done.returncode == 0, done.stderr
+    assert sorted(p.name for p in out.iterdir()) == [
+        "cafe__ref-coffee.mp4",
+        "street__ref-coffee.mp4",
+    ]
+    assert len(decode_all(out / "street__ref-coffee.mp4")[0]) == 6
+    assert "Traceback" not in done.stderr
