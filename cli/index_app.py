@@ -123,6 +123,7 @@ def build(
         f"{report.shards} shard(s), {report.shards_resumed} resumed)",
         highlight=False,
     )
+    console.print(report.stages_text(), highlight=False)
     if report.skipped:
         console.print(f"[yellow]skipped {len(report.skipped)} file(s):[/yellow]")
         for uri, reason in report.skipped[:50]:

@@ -30,7 +30,7 @@ from chromaref.retrieval import store
 from chromaref.retrieval.corpus import CorpusItem, list_corpus
 from chromaref.retrieval.descriptors import DescriptorConfig, DescriptorExtractor
 from chromaref.retrieval.finalize import finalize_index
-from chromaref.retrieval.mapper import DescriptorMapper, decode_batch
+from chromaref.retrieval.mapper import STAGE_COLUMNS, DescriptorMapper, decode_batch
 from chromaref.retrieval.vector_index import VectorIndexConfig
 
 logger = logging.getLogger(__name__)
@@ -52,9 +52,17 @@ class BuildConfig(BaseModel):
     gpus_per_actor: float | None = Field(None, ge=0, description="None = 1 if GPUs exist")
 
 
+STAGES = ("read", "decode", "infer", "write", "index")
+
+
 @dataclass
 class BuildReport:
-    """What a build did, for the CLI summary and the manifest."""
+    """What a build did, for the CLI summary and the manifest.
+
+    `stage_seconds` splits the work: read, decode (with the gray check and thumbnail) and infer
+    are summed over all workers, so they can add up to more than `seconds`; write (shards) and
+    index (consolidation, FAISS, manifest) run on the driver.
+    """
 
     index_dir: str
     count: int
@@ -64,6 +72,18 @@ class BuildReport:
     index_bytes: int = 0
     shards: int = 0
     shards_resumed: int = 0
+    described: int = 0  # images this run read and described (resumed shards are not)
+    stage_seconds: dict[str, float] = field(default_factory=lambda: dict.fromkeys(STAGES, 0.0))
+
+    def clock(self, seconds: float) -> None:
+        """Set the wall time so far and the rate of described images it gives."""
+        self.seconds = seconds
+        self.images_per_second = self.described / max(seconds, 1e-9)
+
+    def stages_text(self) -> str:
+        """One line for the CLI: seconds per stage, workers' stages summed."""
+        split = ", ".join(f"{name} {self.stage_seconds[name]:.1f}" for name in STAGES)
+        return f"stage seconds (summed over workers): {split}"
 
 
 @dataclass(frozen=True)
@@ -94,14 +114,17 @@ def _rows(shards: list[_Shard]) -> list[dict[str, object]]:
 class _ShardAssembler:
     """Collects described rows per shard on the driver and writes each shard once complete."""
 
-    def __init__(self, staging: Path, shards: list[_Shard]) -> None:
+    def __init__(self, staging: Path, shards: list[_Shard], stage_seconds: dict[str, float]):
         self.staging = staging
         self.shards = {s.index: s for s in shards}
         self.pending: dict[int, list[dict[str, np.ndarray]]] = {s.index: [] for s in shards}
         self.seen: dict[int, set[str]] = {s.index: set() for s in shards}
+        self.stage_seconds = stage_seconds
 
     def add(self, batch: dict[str, np.ndarray]) -> int:
         """Take a batch (any mix of shards); returns how many new images it completed."""
+        for stage, column in STAGE_COLUMNS.items():
+            self.stage_seconds[stage] += float(batch.pop(column).sum())
         added = 0
         for index in np.unique(batch["shard"]):
             rows = batch["shard"] == index
@@ -116,6 +139,7 @@ class _ShardAssembler:
         return added
 
     def _flush(self, index: int) -> None:
+        start = time.perf_counter()
         parts = self.pending.pop(index)
         rows = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
         order = {item.id: n for n, item in enumerate(self.shards[index].items)}
@@ -125,6 +149,7 @@ class _ShardAssembler:
         digest = store.write_shard(self.staging / name, rows)
         record = store.ShardRecord(index, self.shards[index].key, name, digest, len(by_plan))
         store.log_shard(self.staging, record)
+        self.stage_seconds["write"] += time.perf_counter() - start
 
 
 def _local_batches(
@@ -244,6 +269,8 @@ def build_index(
 
             ensure_ray(address)
         extractor = DescriptorExtractor(config.descriptor)
+        # Workers and the manifest get the precision "auto" chose here, the one in model_id.
+        config = config.model_copy(update={"descriptor": extractor.config})
         model_id = extractor.model_id
         staging = store.staging_dir(index_dir)
         _prepare_staging(staging, model_id, config)
@@ -251,10 +278,17 @@ def build_index(
         done = store.completed_shards(staging)
         todo = [s for s in shards if s.key not in done]
         finished = len(items) - sum(len(s.items) for s in todo)
+        report = BuildReport(
+            index_dir=str(index_dir),
+            count=0,
+            shards=len(shards),
+            shards_resumed=len(shards) - len(todo),
+            described=len(items) - finished,
+        )
         if progress:
             progress(finished, len(items))
         if todo:
-            assembler = _ShardAssembler(staging, todo)
+            assembler = _ShardAssembler(staging, todo, report.stage_seconds)
             batches = (
                 _local_batches(todo, config, extractor)
                 if config.runner == "local"
@@ -265,14 +299,7 @@ def build_index(
                 if progress:
                     progress(finished, len(items))
         records = list(store.completed_shards(staging).values())
-        report = BuildReport(
-            index_dir=str(index_dir),
-            count=0,
-            seconds=time.perf_counter() - start,
-            shards=len(shards),
-            shards_resumed=len(shards) - len(todo),
-        )
-        report.images_per_second = sum(len(s.items) for s in todo) / max(report.seconds, 1e-9)
+        report.clock(time.perf_counter() - start)  # finalize_index adds its own time
         finalize_index(
             staging,
             index_dir,

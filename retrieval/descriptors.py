@@ -18,11 +18,14 @@ step that runs in Ray Data tasks; ``DescriptorExtractor`` is the model step that
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import logging
 from collections.abc import Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from functools import cache, cached_property
+from typing import Literal
 
 import kornia.color
 import numpy as np
@@ -32,6 +35,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from torch import Tensor
 
 from chromaref.platform.color import rgb_to_lab
+from chromaref.platform.config import MatchingConfig
 from chromaref.platform.errors import ConfigError
 from chromaref.platform.models import Backbone, get_backbone
 
@@ -40,6 +44,7 @@ logger = logging.getLogger(__name__)
 # Bump when the descriptor math changes: it is part of `model_id`, so old indexes are refused.
 _FORMAT_VERSION = 1
 _EPS = 1e-12
+Precision = Literal["auto", "fp32", "bf16"]
 
 
 class DescriptorConfig(BaseModel):
@@ -47,13 +52,29 @@ class DescriptorConfig(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    backbone: str = "efficientnet_lite0"
+    backbone: str = MatchingConfig().backbone
     image_size: int = Field(224, ge=32, le=1024, description="thumbnail side (images squashed)")
     hist_bins: int = Field(10, ge=2, le=256, description="luminance bins over L in [0, 100]")
     hist_cells: int = Field(7, ge=1, le=32, description="hist_cells x hist_cells histogram grid")
     local_cells: int = Field(7, ge=1, le=32, description="local_cells x local_cells feature grid")
     local_dim: int = Field(64, ge=1, le=4096, description="dims of each projected local cell")
     seed: int = Field(0, ge=0, description="seed of the fixed random orthogonal projection")
+    precision: Precision = Field(
+        "auto", description="backbone arithmetic; auto = bf16 where the hardware has it, else fp32"
+    )
+
+
+def resolve_precision(precision: Precision, device: torch.device) -> Literal["fp32", "bf16"]:
+    """The arithmetic "auto" means on `device`: bf16 on CUDA with bf16 and on CPUs where oneDNN
+    runs bf16 (AVX-512, AMX); fp32 elsewhere, where bf16 is emulated: measured 6x slower than
+    fp32 on an AVX2-only Zen 3."""
+    if precision != "auto":
+        return precision
+    if device.type == "cuda":
+        native = torch.cuda.is_bf16_supported()
+    else:
+        native = device.type == "cpu" and torch.ops.mkldnn._is_mkldnn_bf16_supported()
+    return "bf16" if native else "fp32"
 
 
 @dataclass(frozen=True)
@@ -156,10 +177,15 @@ def _histograms(l: Tensor, bins: int, cells: int) -> Tensor:
 class DescriptorExtractor:
     """Computes `Descriptors` from luminance thumbnails; load once, call per batch.
 
+    The backbone runs on channels-last tensors (measured 1.5-2x faster on CPU) and under bf16
+    autocast when `config.precision` resolves to it; `config` holds the resolved precision,
+    so `model_id` tells an fp32 index from a bf16 one.
+
     Args:
         config: descriptor settings; defaults to `DescriptorConfig()`.
         device: where the backbone runs; CUDA when available by default.
-        backbone: an already loaded backbone named `config.backbone` (else one is built).
+        backbone: an already loaded backbone named `config.backbone` (else one is built); it
+            is copied, not converted, so its other users keep their memory format.
 
     Raises:
         ConfigError: `backbone` is not the one `config` names.
@@ -172,14 +198,18 @@ class DescriptorExtractor:
         device: str | torch.device | None = None,
         backbone: Backbone | None = None,
     ) -> None:
-        self.config = config or DescriptorConfig()
+        config = config or DescriptorConfig()
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        self.config = config.model_copy(
+            update={"precision": resolve_precision(config.precision, self.device)}
+        )
         if backbone is not None and backbone.meta.name != self.config.backbone:
             raise ConfigError(
                 f"config names backbone {self.config.backbone!r} but {backbone.meta.name!r} was "
                 "given; pass a matching backbone or set DescriptorConfig(backbone=...)"
             )
-        self.backbone = (backbone or get_backbone(self.config.backbone)).to(self.device)
+        backbone = copy.deepcopy(backbone) if backbone else get_backbone(self.config.backbone)
+        self.backbone = backbone.to(self.device, memory_format=torch.channels_last)
         channels = self.backbone.meta.channels[-1]
         self._local_dim = min(channels, self.config.local_dim)
         self._projection = (
@@ -192,18 +222,29 @@ class DescriptorExtractor:
 
     @property
     def model_id(self) -> str:
-        """Backbone, weights and descriptor settings; indexes refuse a different one."""
+        """Backbone, weights, descriptor settings and precision; indexes refuse a different one."""
         meta = self.backbone.meta
         settings = f"v{_FORMAT_VERSION}:{self.config.model_dump_json()}"
         digest = hashlib.sha256(settings.encode()).hexdigest()[:12]
-        return f"{meta.name}@{meta.weights_sha256[:16]}/{digest}"
+        return f"{meta.name}@{meta.weights_sha256[:16]}/{digest}/{self.config.precision}"
+
+    def _autocast(self) -> AbstractContextManager:
+        bf16 = self.config.precision == "bf16"
+        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=bf16)
+
+    def _run(self, l: Tensor) -> tuple[list[Tensor], Tensor]:
+        """The backbone's features and embedding of (N, 1, S, S) L, at the configured precision."""
+        with self._autocast():
+            return self.backbone.features_and_embedding(
+                l.contiguous(memory_format=torch.channels_last)
+            )
 
     @cached_property
     def _semantic_dim(self) -> int:
         size = self.config.image_size
         probe = torch.full((1, 1, size, size), 50.0, device=self.device)
         with torch.inference_mode():
-            return int(self.backbone.embed(probe).shape[1])
+            return int(self._run(probe)[1].shape[1])
 
     def dims(self) -> dict[str, tuple[int, ...]]:
         """Shape of one image's row in each descriptor array."""
@@ -231,7 +272,7 @@ class DescriptorExtractor:
             return self._empty()
         array = np.ascontiguousarray(thumbnails, dtype=np.float32)
         l = torch.from_numpy(array).to(self.device)[:, None]
-        features, embedding = self.backbone.features_and_embedding(l)
+        features, embedding = self._run(l)
         semantic = F.normalize(embedding.float(), dim=1)
         return Descriptors(
             semantic=semantic.cpu().numpy(),

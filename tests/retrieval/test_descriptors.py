@@ -17,6 +17,7 @@ from chromaref.retrieval.descriptors import (
     histogram_distance,
     local_match_distance,
     luminance_thumbnail,
+    resolve_precision,
 )
 
 NAMES = [p.name for p in photos()]
@@ -235,3 +236,47 @@ def test_take_and_concat(described):
     np.testing.assert_array_equal(joined.local[2], described.local[0])
     with pytest.raises(ConfigError):
         Descriptors.concat([])
+
+
+def test_default_backbone_is_the_matching_default():
+    from chromaref.platform.config import MatchingConfig
+
+    assert DescriptorConfig().backbone == MatchingConfig().backbone
+
+
+def test_precision_is_resolved_and_recorded_in_the_model_id(extractor, lite0):
+    native = torch.ops.mkldnn._is_mkldnn_bf16_supported()
+    assert resolve_precision("auto", torch.device("cpu")) == ("bf16" if native else "fp32")
+    assert resolve_precision("fp32", torch.device("cuda")) == "fp32"
+    assert extractor.config.precision in ("fp32", "bf16")  # never "auto" past the extractor
+    ids = {
+        precision: DescriptorExtractor(
+            DescriptorConfig(precision=precision), device="cpu", backbone=lite0
+        ).model_id
+        for precision in ("fp32", "bf16")
+    }
+    assert ids["fp32"].endswith("/fp32") and ids["bf16"].endswith("/bf16")
+    assert ids["fp32"] != ids["bf16"]
+    assert extractor.model_id == ids[extractor.config.precision]
+
+
+def test_the_given_backbone_keeps_its_memory_format(extractor, lite0):
+    stem = "net._conv_stem.weight"
+    assert lite0.state_dict()[stem].is_contiguous()
+    own = extractor.backbone.state_dict()[stem]
+    assert own.is_contiguous(memory_format=torch.channels_last) and not own.is_contiguous()
+
+
+def test_bf16_semantic_vectors_stay_within_cosine_0_99_of_fp32(lite0, images):
+    # bf16 is emulated (slow) on CPUs without AVX-512: six photos, varied scenes.
+    sample = images[::6]
+    fp32, bf16 = (
+        DescriptorExtractor(DescriptorConfig(precision=p), device="cpu", backbone=lite0)
+        for p in ("fp32", "bf16")
+    )
+    exact, reduced = fp32.describe_images(sample), bf16.describe_images(sample)
+    # Measured on these 6 photos: semantic cosine >= 0.9978, local cells >= 0.986 (median 0.9986).
+    assert (exact.semantic * reduced.semantic).sum(axis=1).min() > 0.99
+    local = (exact.local.astype(np.float32) * reduced.local).sum(axis=-1)
+    assert np.median(local) > 0.99
+    np.testing.assert_array_equal(exact.luminance, reduced.luminance)  # no network involved
