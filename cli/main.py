@@ -26,6 +26,7 @@ import typer
 from chromaref.cli._common import EXIT_PARTIAL, console, friendly_errors, setup_logging
 from chromaref.cli._model import ModelOption
 from chromaref.cli.eval_cmd import eval_command
+from chromaref.cli.eval_video_cmd import eval_video_command
 from chromaref.cli.index_app import index_app
 from chromaref.cli.serve_cmd import serve_command
 from chromaref.cli.train_cmd import train_command
@@ -44,6 +45,7 @@ app = typer.Typer(
 )
 app.add_typer(index_app, name="index")
 app.command("eval")(eval_command)
+app.command("eval-video")(eval_video_command)
 app.command("train")(train_command)
 app.command("serve")(serve_command)
 app.command("video")(video_command)
