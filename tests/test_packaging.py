@@ -7,6 +7,8 @@ import sys
 import tomllib
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 MAPPED_ROOTS = ["platform", "retrieval", "evaluation", "training", "serving", "cli"]
 
@@ -17,6 +19,7 @@ def _run(code: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+@pytest.mark.slow
 def test_stdlib_platform_is_not_shadowed_from_repo_root():
     result = _run("import platform, torch; print(platform.system(), platform.__file__)")
     assert result.returncode == 0, result.stderr
@@ -28,6 +31,7 @@ def test_mapped_roots_have_no_init():
         assert not (ROOT / name / "__init__.py").exists(), f"{name}/__init__.py shadows imports"
 
 
+@pytest.mark.slow
 def test_core_does_not_import_heavy_platform_libraries():
     code = (
         "import sys, chromaref.platform.pipeline, chromaref.platform.models;"

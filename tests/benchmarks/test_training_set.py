@@ -89,6 +89,7 @@ def test_pypi_photos_build_the_set_and_missing_packages_are_named(tmp_path, no_d
     assert {item.label for item in corpus} == {"scikit-image"}
 
 
+@pytest.mark.slow
 def test_rebuild_is_identical(tmp_path, no_debian):
     first, second = tmp_path / "a", tmp_path / "b"
     training_set.build(first)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
+
 _CHECK = """
 import sys
 import chromaref.evaluation.plots, chromaref.evaluation.report, chromaref.evaluation.run
@@ -12,6 +14,7 @@ print(sorted(m for m in ("faiss", "chromaref.retrieval.index") if m in sys.modul
 """
 
 
+@pytest.mark.slow
 def test_importing_the_evaluation_does_not_import_faiss():
     done = subprocess.run(
         [sys.executable, "-c", _CHECK], capture_output=True, text=True, check=True, timeout=120

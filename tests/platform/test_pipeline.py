@@ -29,6 +29,7 @@ def test_same_scene_reference_beats_gray_and_keeps_l(pipeline, photo_rgb):
     assert set(out.seconds) >= {"features", "correspondence", "colorize", "convert"}
 
 
+@pytest.mark.slow
 def test_one_result_per_reference_in_order(pipeline, photo_rgb):
     """Each result is named after, and made from, the reference at its position."""
     gray = gray_image(photo_rgb("leuven_a"))

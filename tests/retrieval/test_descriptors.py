@@ -244,6 +244,7 @@ def test_default_backbone_is_the_matching_default():
     assert DescriptorConfig().backbone == MatchingConfig().backbone
 
 
+@pytest.mark.slow
 def test_precision_is_resolved_and_recorded_in_the_model_id(extractor, lite0):
     native = torch.ops.mkldnn._is_mkldnn_bf16_supported()
     assert resolve_precision("auto", torch.device("cpu")) == ("bf16" if native else "fp32")
@@ -267,6 +268,7 @@ def test_the_given_backbone_keeps_its_memory_format(extractor, lite0):
     assert own.is_contiguous(memory_format=torch.channels_last) and not own.is_contiguous()
 
 
+@pytest.mark.slow
 def test_bf16_semantic_vectors_stay_within_cosine_0_99_of_fp32(lite0, images):
     # bf16 is emulated (slow) on CPUs without AVX-512: six photos, varied scenes.
     sample = images[::6]

@@ -115,6 +115,7 @@ def test_a_higher_target_buys_recall_with_search_effort(corpus, fresh_queries):
         (2_000, "ivfpq", "IDMap,IVF51,PQ16x5,Refine(SQ8)"),
     ],
 )
+@pytest.mark.slow
 def test_auto_picks_the_factory_by_size(n, kind, factory):
     config = VectorIndexConfig(flat_max=100, hnsw_max=1_000)
     assert config.resolve_kind(n) == kind
@@ -149,6 +150,7 @@ def test_pca_reduces_the_index_dimension(corpus):
 
 
 @pytest.mark.parametrize("kind", ["flat", "hnsw", "ivfpq"])
+@pytest.mark.slow
 def test_save_load_round_trip(tmp_path, kind):
     vectors, queries = clustered(2_000), clustered(30, seed=9)
     config = VectorIndexConfig(kind=kind, pca_dim=64 if kind == "hnsw" else None)

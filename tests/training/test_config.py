@@ -54,6 +54,7 @@ def test_bad_settings_are_one_line_errors_with_exit_2(tmp_path, settings, expect
     assert line.startswith(f"error: {path}: ") and expected in line
 
 
+@pytest.mark.slow
 def test_set_with_a_wrong_type_through_the_installed_command(tmp_path):
     # the real entry point, in a fresh process: fails before Ray or any worker starts
     result = subprocess.run(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from chromaref.training.checkpoint import new_colornet
@@ -18,6 +19,7 @@ from chromaref.training.pairs import (
 )
 
 
+@pytest.mark.slow
 def test_losses_of_both_branches_fall_on_an_overfit_of_one_batch(pipeline, train_corpus, tiny):
     from chromaref.retrieval.corpus import list_corpus
 

@@ -94,6 +94,7 @@ def test_pairs_are_reproducible_and_branch_as_asked(train_corpus):
     assert max(other.reference.shape[:2]) == 64
 
 
+@pytest.mark.slow
 def test_retrieved_references_exclude_the_photo_itself_and_held_out_photos(train_corpus, tmp_path):
     from chromaref.retrieval.build import BuildConfig, build_index
     from chromaref.training.pairs import retrieved_neighbours
