@@ -11,6 +11,7 @@ import av
 import numpy as np
 
 PAN_PX = 3  # the window moves this many pixels right per frame
+TICKS = 1024  # time-base ticks per frame
 
 
 def pan_frames(photo: np.ndarray, count: int, size: tuple[int, int]) -> list[np.ndarray]:
@@ -37,14 +38,15 @@ def write_clip(
         stream = container.add_stream("libx264", rate=rate)
         stream.width, stream.height = width, height
         stream.pix_fmt = "yuv420p" if width % 2 == 0 and height % 2 == 0 else "yuv444p"
-        stream.time_base = Fraction(1, rate)
+        # a fine time base, as real files have (x264's B-frame timestamps need room)
+        stream.time_base = stream.codec_context.time_base = Fraction(1, rate * TICKS)
         stream.options = {"crf": "12", "preset": "veryfast"}
         if rotation:
             stream.set_display_rotation(rotation)
         tone = container.add_stream("aac", rate=44100, layout="mono") if audio else None
         for index, rgb in enumerate(frames):
             frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")
-            frame.pts = pts[index] if pts else index
+            frame.pts = (pts[index] if pts else index) * TICKS
             frame.time_base = stream.time_base
             container.mux(stream.encode(frame))
         container.mux(stream.encode(None))
