@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 from collections import OrderedDict
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from chromaref.cli._colorize import Reference, prepare_reference
@@ -82,11 +81,3 @@ class AutoReferences:
 def auto_references(pipeline: ColorizationPipeline, index: Index, top: int) -> AutoReferences:
     """The `ReferenceSource` of `colorize --auto` (see `AutoReferences`)."""
     return AutoReferences(pipeline, index, top)
-
-
-def open_index(path: Path | None, *, trust: bool) -> Index:
-    """The index at `path`, or the bundled photos' default index (built on first use)."""
-    from chromaref.retrieval.default import default_index
-    from chromaref.retrieval.index import Index
-
-    return Index.open(path, trust=trust) if path else default_index()

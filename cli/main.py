@@ -139,7 +139,8 @@ def colorize(
     with shared_backbones():  # the pipeline, the index and its first build: one backbone load
         pipeline = _pipeline(method, backbone, working_size, model)
         if auto:
-            from chromaref.cli._auto import auto_references, open_index
+            from chromaref.cli._auto import auto_references
+            from chromaref.retrieval.default import open_index
 
             references_for = auto_references(pipeline, open_index(index, trust=trust_index), top)
         else:

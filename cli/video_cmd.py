@@ -87,20 +87,22 @@ def colorize_job(job: VideoJob, progress: Callable[[int, int | None], None] | No
 
     Returns the `ClipResult` (outputs, frames, seconds, scene cuts).
     """
-    from chromaref.cli._auto import auto_references, open_index
+    from chromaref.cli._auto import auto_references
     from chromaref.cli._colorize import prepare_reference, reference_labels
     from chromaref.platform.config import MatchingConfig, PipelineConfig, VideoConfig
     from chromaref.platform.images import LoadedImage, load_image
+    from chromaref.platform.models import shared_backbones
     from chromaref.platform.pipeline import ColorizationPipeline
     from chromaref.platform.video.clip import EncodeOptions, colorize_clip
+    from chromaref.retrieval.default import open_index
 
-    pipeline = ColorizationPipeline(
-        PipelineConfig(matching=MatchingConfig(working_size=job.working_size))
-    )
-    if job.auto_top:
-        source = auto_references(
-            pipeline, open_index(job.index, trust=job.trust_index), job.auto_top
+    with shared_backbones():  # the pipeline, the index and its first build: one backbone load
+        pipeline = ColorizationPipeline(
+            PipelineConfig(matching=MatchingConfig(working_size=job.working_size))
         )
+        index = open_index(job.index, trust=job.trust_index) if job.auto_top else None
+    if index is not None:
+        source = auto_references(pipeline, index, job.auto_top)
         labels = [f"auto{rank}" for rank in range(1, job.auto_top + 1)]
 
         def anchor(frame):

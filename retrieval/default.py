@@ -106,3 +106,12 @@ def default_index() -> Index:
                 f"could not build the default index in {path}: {exc}; delete that folder and "
                 f"retry, set {CACHE_ENV} to another folder, or pass --index"
             ) from None
+
+
+def open_index(path: str | os.PathLike[str] | None, *, trust: bool = False) -> Index:
+    """The index at `path`, or with none the bundled photos' index (built on first use).
+
+    Raises:
+        ConfigError, IndexMismatchError, IndexFileError: as `Index.open` and `default_index`.
+    """
+    return Index.open(path, trust=trust) if path else default_index()

@@ -21,6 +21,7 @@ from ray import serve
 
 from chromaref.platform.errors import ChromarefError, ConfigError
 from chromaref.platform.images import to_pil_rgb
+from chromaref.retrieval.default import open_index
 from chromaref.serving.config import ServeConfig
 
 logger = logging.getLogger(__name__)
@@ -80,16 +81,6 @@ def _set_threads(cpus: float) -> None:
     torch.set_num_threads(max(1, int(cpus)))
 
 
-def open_index(config: ServeConfig):
-    """The configured index, or the bundled photos' (built on first use)."""
-    from chromaref.retrieval.default import default_index
-    from chromaref.retrieval.index import Index
-
-    if config.index is None:
-        return default_index()
-    return Index.open(config.index, trust=config.trust_index)
-
-
 @serve.deployment(name="Retriever")
 class Retriever:
     """Holds the reference index; searches it and reads references from its corpus."""
@@ -97,7 +88,7 @@ class Retriever:
     def __init__(self, config: dict) -> None:
         self.config = ServeConfig.model_validate(config)
         _set_threads(self.config.retriever.num_cpus)
-        self.index = open_index(self.config)
+        self.index = open_index(self.config.index, trust=self.config.trust_index)
         self.index.check_references()
         self.ids = {hit_id: row for row, hit_id in enumerate(self.index.rows["id"])}
 

@@ -49,9 +49,9 @@ def preflight(config: ServeConfig) -> int:
     wrong path is one line before any replica starts. Returns the index's reference count."""
     from chromaref.platform import colorizers
     from chromaref.platform.config import PipelineConfig, TrainedConfig
-    from chromaref.serving.deployments import open_index
+    from chromaref.retrieval.default import open_index
 
-    index = open_index(config)
+    index = open_index(config.index, trust=config.trust_index)
     index.check_references()
     pipeline_config = PipelineConfig(
         colorizer=config.method, trained=TrainedConfig(model=config.model)
