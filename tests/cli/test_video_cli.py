@@ -34,6 +34,7 @@ def reference(photo_rgb, tmp_path_factory) -> Path:
     return path
 
 
+@pytest.mark.slow
 def test_one_clip_one_video_per_reference(clips_dir, reference, photo_rgb, tmp_path):
     second = tmp_path / "astro.png"
     from PIL import Image
@@ -53,6 +54,7 @@ def test_one_clip_one_video_per_reference(clips_dir, reference, photo_rgb, tmp_p
     assert "5 frames in" in result.output
 
 
+@pytest.mark.slow
 def test_auto_retrieves_references_per_scene(clips_dir, corpus, tmp_path):
     from chromaref.retrieval.build import BuildConfig, build_index
 
@@ -68,6 +70,7 @@ def test_auto_retrieves_references_per_scene(clips_dir, corpus, tmp_path):
     assert sorted(p.name for p in out.iterdir()) == ["street__auto1.mp4", "street__auto2.mp4"]
 
 
+@pytest.mark.slow
 def test_a_bad_clip_in_a_folder_is_skipped_and_the_rest_is_done(clips_dir, reference, tmp_path):
     folder = tmp_path / "in"
     folder.mkdir()
@@ -89,6 +92,7 @@ def test_without_a_reference_or_with_both_it_says_what_to_give(clips_dir, refere
 
 @pytest.mark.ray
 @pytest.mark.integration
+@pytest.mark.slow
 def test_many_clips_as_ray_tasks_on_a_cluster(clips_dir, reference, tmp_path):
     from ray.cluster_utils import Cluster
 
