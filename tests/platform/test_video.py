@@ -43,6 +43,7 @@ def _audio(path: Path) -> tuple[str, float] | None:
         return stream.codec_context.name, float(end * stream.time_base)
 
 
+@pytest.mark.slow
 def test_a_colorized_clip_keeps_frames_times_size_rotation_audio_and_luminance(
     pipeline, pan, photo_rgb, tmp_path
 ):
@@ -75,6 +76,7 @@ def _flicker(frames: list[np.ndarray]) -> float:
     return float(np.mean(changes))
 
 
+@pytest.mark.slow
 def test_temporal_mode_flickers_less_than_frame_by_frame(pipeline, pan, photo_rgb, tmp_path):
     """With a reference that only partly matches, per-frame colors jump; carried colors hold."""
     source, _ = pan
@@ -141,6 +143,7 @@ def test_bad_videos_are_one_line_errors_and_leave_nothing(pipeline, pan, photo_r
         assert leftovers == []
 
 
+@pytest.mark.slow
 def test_a_gray_reference_and_an_interrupted_run_leave_nothing(pipeline, pan, tmp_path):
     source, truth = pan
     gray = np.repeat(lab_image(truth[0])[..., :1].astype(np.uint8), 3, axis=2)
