@@ -143,7 +143,8 @@ class _Track:
     def add(self, rgb: np.ndarray, truth: np.ndarray | None, motion: Motion | None) -> None:
         ab = ab_planes(rgb)
         if truth is not None:
-            self.psnr.append(psnr(rgb, truth))
+            with np.errstate(divide="ignore"):  # equal frames: infinite PSNR
+                self.psnr.append(psnr(rgb, truth))
             self.ssim.append(ssim(rgb, truth))
         if motion is not None:
             self.warp.append(warp_error(self.previous_ab, ab, motion))
@@ -152,18 +153,21 @@ class _Track:
 
     def summary(self, per_frame: bool) -> dict[str, object]:
         found: dict[str, object] = {
-            "warp_error": _nanmean(self.warp),
+            "warp_error": _mean(self.warp),
             "cdc": self.consistency.value,
         }
         if self.psnr:
-            found |= {"psnr": float(np.mean(self.psnr)), "ssim": float(np.mean(self.ssim))}
+            found |= {"psnr": _mean(self.psnr), "ssim": float(np.mean(self.ssim))}
         if per_frame:
             found["per_frame"] = {"psnr": self.psnr, "ssim": self.ssim, "warp_error": self.warp}
         return found
 
 
-def _nanmean(values: list[float]) -> float:
-    kept = [v for v in values if not np.isnan(v)]
+def _mean(values: list[float]) -> float:
+    """Mean of the finite values: a frame equal to the truth (a fade to black) has infinite
+    PSNR, a pair with no valid motion (a scene cut) no warp error; neither has an error to
+    average."""
+    kept = [v for v in values if np.isfinite(v)] or values
     return float(np.mean(kept)) if kept else float("nan")
 
 
