@@ -76,7 +76,7 @@ def test_flat_returns_the_true_nearest_neighbours():
     ("kind", "factory", "params"),
     [
         ("hnsw", "IDMap,HNSW32,Flat", {"efSearch"}),
-        ("ivfpq", "IDMap,IVF512,PQ16x8,Refine(SQ8)", {"nprobe", "k_factor_rf"}),
+        ("ivfpq", "IDMap,IVF512,PQ16x8np,Refine(SQ8)", {"nprobe", "k_factor_rf"}),
     ],
 )
 @pytest.mark.slow
@@ -94,17 +94,15 @@ def test_tuning_reaches_the_target_recall(corpus, fresh_queries, kind, factory, 
 
 
 def test_a_higher_target_buys_recall_with_search_effort(corpus, fresh_queries):
-    truth = brute_force(corpus[:5_000], fresh_queries, 10)
+    truth = brute_force(corpus, fresh_queries, 10)
     found = {}
-    for target in (0.5, 0.99):
+    for target in (0.5, 0.995):  # efSearch below k=10 searches as 10: ~0.96 here
         config = VectorIndexConfig(kind="hnsw", target_recall=target)
-        index, report = build_vector_index(corpus[:5_000], config=config)
+        index, report = build_vector_index(corpus, config=config)
         assert report.measured_recall_at_10 >= target
-        found[target] = (
-            report.search_params["efSearch"],
-            recall(index.search(fresh_queries, 10)[1], truth),
-        )
-    assert found[0.5][0] < found[0.99][0] and found[0.5][1] < found[0.99][1]
+        found[target] = (index.search_params, recall(index.search(fresh_queries, 10)[1], truth))
+    assert found[0.5][0]["efSearch"] < found[0.995][0]["efSearch"]
+    assert found[0.5][1] < found[0.995][1]
 
 
 @pytest.mark.parametrize(
@@ -112,7 +110,7 @@ def test_a_higher_target_buys_recall_with_search_effort(corpus, fresh_queries):
     [
         (100, "flat", "Flat"),
         (400, "hnsw", "IDMap,HNSW32,Flat"),
-        (2_000, "ivfpq", "IDMap,IVF51,PQ16x5,Refine(SQ8)"),
+        (2_000, "ivfpq", "IDMap,IVF51,PQ16x5np,Refine(SQ8)"),
     ],
 )
 @pytest.mark.slow
