@@ -31,11 +31,13 @@ from chromaref.cli.index_app import index_app
 from chromaref.cli.serve_cmd import serve_command
 from chromaref.cli.train_cmd import train_command
 from chromaref.cli.video_cmd import video_command
+from chromaref.platform.config import PipelineConfig
 from chromaref.platform.errors import ChromarefError, ConfigError
 
 if TYPE_CHECKING:
     from chromaref.cli._colorize import RunSummary
 
+DEFAULTS = PipelineConfig()  # option defaults come from the one place that sets them
 app = typer.Typer(
     name="chromaref",
     help="Exemplar-based colorization with automatic reference retrieval.",
@@ -108,14 +110,14 @@ def colorize(
             help="training-free (default), trained (the learned colorization sub-net; needs "
             "--model), or a baseline: reinhard, welsh."
         ),
-    ] = "training-free",
+    ] = DEFAULTS.colorizer,
     model: ModelOption = None,
     backbone: Annotated[
         str, typer.Option(help="Feature extractor (see `chromaref backbones`).")
-    ] = "efficientnet_lite0",
+    ] = DEFAULTS.matching.backbone,
     working_size: Annotated[
         int, typer.Option(help="Long side (px) of the copy that is matched; chroma is upsampled.")
-    ] = 256,
+    ] = DEFAULTS.matching.working_size,
     debug: Annotated[
         bool,
         typer.Option(help="Also save the warped reference and the similarity maps under debug/."),
@@ -202,7 +204,9 @@ def demo(
 
     setup_logging(verbose)
     target, ref = demo_pair()
-    pipeline = _pipeline("training-free", "efficientnet_lite0", 256)
+    pipeline = _pipeline(
+        DEFAULTS.colorizer, DEFAULTS.matching.backbone, DEFAULTS.matching.working_size
+    )
     summary = run_colorize(
         pipeline,
         [target],

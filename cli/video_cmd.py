@@ -26,6 +26,7 @@ from rich.progress import (
 )
 
 from chromaref.cli._common import EXIT_PARTIAL, console, friendly_errors, setup_logging
+from chromaref.platform.config import MatchingConfig
 from chromaref.platform.errors import ChromarefError, ConfigError
 
 VIDEO_SUFFIXES = frozenset(
@@ -89,7 +90,7 @@ def colorize_job(job: VideoJob, progress: Callable[[int, int | None], None] | No
     """
     from chromaref.cli._auto import auto_references
     from chromaref.cli._colorize import prepare_reference, reference_labels
-    from chromaref.platform.config import MatchingConfig, PipelineConfig, VideoConfig
+    from chromaref.platform.config import PipelineConfig, VideoConfig
     from chromaref.platform.images import LoadedImage, load_image
     from chromaref.platform.models import shared_backbones
     from chromaref.platform.pipeline import ColorizationPipeline
@@ -159,7 +160,9 @@ def video_command(
     max_frames: Annotated[
         int | None, typer.Option(help="Stop after this many frames (a preview).")
     ] = None,
-    working_size: Annotated[int, typer.Option(help="Long side (px) of the matched copy.")] = 256,
+    working_size: Annotated[
+        int, typer.Option(help="Long side (px) of the matched copy.")
+    ] = MatchingConfig().working_size,
     address: Annotated[
         str | None, typer.Option(help="Colorize the clips as Ray tasks on this cluster.")
     ] = None,

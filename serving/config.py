@@ -12,6 +12,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from chromaref.platform.config import MatchingConfig, PipelineConfig
 from chromaref.platform.images import DEFAULT_MAX_PIXELS
 from chromaref.platform.settings import read_yaml, resolve_settings
 
@@ -74,9 +75,11 @@ class ServeConfig(_Strict):
 
     index: str | None = Field(None, description="index folder; None: the bundled photos")
     trust_index: bool = False
-    method: str = Field("training-free", description="colorizer (`chromaref colorize --method`)")
+    method: str = Field(
+        PipelineConfig().colorizer, description="colorizer (`chromaref colorize --method`)"
+    )
     model: str | None = Field(None, description="with method trained: a colornet file")
-    working_size: int = Field(256, ge=32, le=4096)
+    working_size: int = Field(MatchingConfig().working_size, ge=32, le=4096)
     thumbnail_size: int = Field(160, ge=16, le=1024, description="long side of thumbnails")
     limits: Limits = Limits()
     batching: Batching = Batching()
