@@ -1,0 +1,117 @@
+"""The video section of docs/benchmarks.md: per-frame vs temporal colorization of real clips
+(quality and steadiness against the truth's own), speed at 480p and 1080p, and peak memory by
+clip length; every number from results/video.json.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from benchmarks._common import DOCS_IMAGES, table
+from benchmarks.report import Results, _opening
+
+MODES = ("per-frame", "temporal", "truth")
+QUALITY_HEADERS = ["clip", "mode", "frames", "PSNR dB", "SSIM", "warp error", "CDC", "frames/s"]
+SPEED_HEADERS = ["size", "frames", "seconds", "frames/s", "peak RSS MB", "load avg (1 min)"]
+WARP_GOAL = 1.10  # temporal warp error at most 10% over the truth's own
+CDC_GOAL = 0.5  # temporal CDC at most half the per-frame one
+PSNR_GOAL_DB = -0.3  # temporal PSNR at most 0.3 dB under per-frame
+FPS_GOAL = 5.0  # at 480p, on 2 cores
+
+
+def quality_rows(runs: list[Results]) -> list[list[Any]]:
+    rows = []
+    for run in runs:
+        for mode in MODES:
+            s, fps = run["scores"][mode], run["colorize_fps"].get(mode)
+            psnr, ssim = (f"{s[k]:.2f}" if k in s else "-" for k in ("psnr", "ssim"))
+            rows.append([run["clip"], mode, run["frames"], psnr, ssim, f"{s['warp_error']:.3f}",
+                         f"{s['cdc']:.5f}", f"{fps:.2f}" if fps else "-"])  # fmt: skip
+    return rows
+
+
+def speed_rows(runs: list[Results]) -> list[list[Any]]:
+    return [
+        [f"{r['size']} ({r['resolution'][0]}x{r['resolution'][1]})", r["frames"],
+         f"{r['seconds']:.1f}", f"{r['fps']:.2f}", f"{r['peak_rss_mb']:.0f}",
+         f"{r['loadavg']['start'][0]:.1f} -> {r['loadavg']['end'][0]:.1f}"]
+        for r in runs
+    ]  # fmt: skip
+
+
+def _met(ok: bool) -> str:
+    return "met" if ok else "**not met**"
+
+
+def _quality_finding(run: Results) -> str:
+    per, temporal, truth = (run["scores"][mode] for mode in MODES)
+    warp = temporal["warp_error"] / truth["warp_error"]
+    cdc = temporal["cdc"] / per["cdc"]
+    psnr = temporal["psnr"] - per["psnr"]
+    cuts = f"; scene cuts at frames {run['cuts']}" if run["cuts"] else ""
+    return (
+        f"- **{run['clip']}** ({run['frames']} frames{cuts}): temporal warp error "
+        f"{temporal['warp_error']:.3f} = {warp:.2f}x the truth's own (per-frame "
+        f"{per['warp_error'] / truth['warp_error']:.2f}x; goal <= {WARP_GOAL:.2f}x: "
+        f"{_met(warp <= WARP_GOAL)}); CDC {cdc:.2f}x per-frame's (goal <= {CDC_GOAL:g}x: "
+        f"{_met(cdc <= CDC_GOAL)}); PSNR {psnr:+.2f} dB vs per-frame (goal >= "
+        f"{PSNR_GOAL_DB:+.1f} dB: {_met(psnr >= PSNR_GOAL_DB)})."
+    )
+
+
+def _speed_finding(runs: list[Results]) -> str:
+    at_480 = sorted((r for r in runs if r["size"] == "480p"), key=lambda r: r["frames"])
+    longest = at_480[-1]
+    lines = [
+        f"- **Speed at 480p**: {longest['fps']:.2f} frames/s over {longest['frames']} frames "
+        f"(goal >= {FPS_GOAL:g}: {_met(longest['fps'] >= FPS_GOAL)})."
+    ]
+    if len(at_480) > 1:
+        short = at_480[0]
+        lines.append(
+            f"- **Memory by clip length** (480p): {short['peak_rss_mb']:.0f} MB peak for "
+            f"{short['frames']} frames, {longest['peak_rss_mb']:.0f} MB for {longest['frames']}"
+            f" ({longest['peak_rss_mb'] / short['peak_rss_mb']:.2f}x for "
+            f"{longest['frames'] / short['frames']:.0f}x the frames)."
+        )
+    return "\n".join(lines)
+
+
+def video_section(results: Results | None) -> str:
+    text = _opening(
+        "## Video: per-frame vs temporal colorization (CPU)",
+        "python -m benchmarks.video",
+        results,
+        "Quality: the real clips of Debian's `opencv-doc` (`vtest.avi`, a street filmed by a "
+        "fixed camera, 768x576 at 10 frames/s; `Megamind.avi`, an animated trailer, 720x528 "
+        "with scene cuts) are turned gray and colorized from their first color frame (a key "
+        "frame colored by hand, then propagated), each frame on its own (per-frame) and with "
+        "the temporal mode (default `VideoConfig`), from the same prepared frames. Against the "
+        "truth: RGB PSNR and SSIM; **warp error**, the mean |ab| (CIELAB) change between "
+        "consecutive results along the truth's own motion (DIS optical flow of its luminance), "
+        "occlusions masked by forward-backward consistency; **CDC**, the Jensen-Shannon "
+        "divergence of consecutive frames' RGB histograms at gaps 1, 2 and 4. For both, the "
+        "truth's own value is the floor. frames/s here: colorization alone (both modes share "
+        "decoding and preparation, which are not counted).\n\n",
+    )
+    if results is None:
+        return text
+    text += table(QUALITY_HEADERS, quality_rows(results["quality"])) + "\n\n"
+    text += "\n".join(_quality_finding(run) for run in results["quality"]) + "\n\n"
+    text += (
+        "Speed and memory: vtest's frames cropped to 16:9, resized and turned gray, as H.264 "
+        "clips; each run in a fresh process: `colorize_clip` (temporal mode, reference the "
+        "first frame in color) on 3 frames to warm up, then the whole clip timed end to end "
+        "(**decode + colorize + encode**, model loaded), then the process's peak RSS (VmHWM, "
+        "model and warm-up included). The machine is shared: its load average is given per "
+        "run.\n\n"
+    )
+    text += table(SPEED_HEADERS, speed_rows(results["speed"])) + "\n\n"
+    start, end = (", ".join(f"{v:.2f}" for v in results["loadavg"][k]) for k in ("start", "end"))
+    text += _speed_finding(results["speed"]) + "\n"
+    text += f"- Load averages (1, 5, 15 min): {start} at the start, {end} at the end.\n"
+    for run in results["quality"]:
+        if (DOCS_IMAGES / f"video_{run['clip']}.jpg").is_file():
+            text += f"\n{run['clip']} (gray | per-frame | temporal | truth):\n\n"
+            text += f"![{run['clip']} strip](images/video_{run['clip']}.jpg)\n"
+    return text
