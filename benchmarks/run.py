@@ -25,6 +25,7 @@ SUITES = {
         "retrieval": [],
         "vector_index": [],
         "serving": [],
+        "video": [],
     },
     "quick": {
         "speed": ["--quick"],
@@ -33,6 +34,7 @@ SUITES = {
         "retrieval": ["--quick"],
         "vector_index": ["--quick"],
         "serving": ["--quick"],
+        "video": ["--quick"],
     },
     "smoke": {
         "speed": ["--quick"],
