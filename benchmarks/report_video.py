@@ -91,7 +91,8 @@ def video_section(results: Results | None) -> str:
         "consecutive results along the truth's own motion (DIS optical flow of its luminance), "
         "occlusions masked by forward-backward consistency; **CDC**, the Jensen-Shannon "
         "divergence of consecutive frames' RGB histograms at gaps 1, 2 and 4. For both, the "
-        "truth's own value is the floor. frames/s here: colorization alone (both modes share "
+        "truth's own value is the reference point (its chroma carries codec noise, so smooth "
+        "colors can go below it). frames/s here: colorization alone (both modes share "
         "decoding and preparation, which are not counted).\n\n",
     )
     if results is None:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import numpy as np
 import typer
@@ -21,6 +21,9 @@ import typer
 from chromaref.cli._common import console, friendly_errors, setup_logging
 from chromaref.platform.config import VideoConfig
 from chromaref.platform.errors import ConfigError
+
+if TYPE_CHECKING:
+    from chromaref.platform.video.metrics import ClipEvaluation
 
 COLUMNS = ("psnr", "ssim", "warp_error", "cdc")
 STRIP = ("gray", "per-frame", "temporal", "truth")
@@ -41,7 +44,7 @@ def _cell(value: object, column: str) -> str:
     return f"{value:.2f}" if column == "psnr" else f"{value:.4f}"
 
 
-def markdown(evaluation, clip: Path, reference: str) -> str:
+def markdown(evaluation: ClipEvaluation, clip: Path, reference: str) -> str:
     """The report: what was measured, the table, the picture."""
     fps = ", ".join(f"{mode} {evaluation.frames / s:.2f}" for mode, s in evaluation.seconds.items())
     lines = [
@@ -54,7 +57,8 @@ def markdown(evaluation, clip: Path, reference: str) -> str:
         "PSNR (dB) and SSIM against the truth (RGB, higher is better); warp error: mean |ab| "
         "change along the truth's optical flow, occlusions masked; CDC: Jensen-Shannon "
         "divergence of consecutive frames' RGB histograms (gaps 1, 2, 4). For both, lower is "
-        "steadier, and the truth's own value is the floor.",
+        "steadier; the truth's own value is the reference point (colors smoother than the "
+        "truth's chroma noise can go below it).",
         "",
         "| mode | PSNR | SSIM | warp error | CDC |",
         "|---|---|---|---|---|",
