@@ -32,20 +32,6 @@ METHOD_NAMES = {
     "welsh": "Welsh 2002",
     "training-free": "chromaref (training-free)",
 }
-SPEED_HEADERS = [
-    "long side",
-    "MP",
-    "total s",
-    "features",
-    "correspondence",
-    "colorize",
-    "convert",
-    "io",
-    "Reinhard s",
-    "ratio",
-    "peak RSS MB",
-    "Reinhard peak MB",
-]
 VECTOR_HEADERS = [
     "vectors",
     "index",
@@ -271,127 +257,6 @@ def _studies_findings(domains: Results) -> str:
 # -- speed -----------------------------------------------------------------------------------
 
 
-def speed_rows(results: list[Results]) -> list[list[Any]]:
-    """One row per size: chromaref's stage timings next to the Reinhard baseline's."""
-    rows = []
-    for size in sorted({r["size"] for r in results}):
-        ours, base = (
-            next(r for r in results if r["size"] == size and r["method"] == m)
-            for m in ("training-free", "reinhard")
-        )
-        s = ours["median_s"]
-        rows.append(
-            [size, f"{ours['pixels'] / 1e6:.2f}", s["total"], s.get("features", 0.0),
-             s.get("correspondence", 0.0), s.get("colorize", 0.0), s.get("convert", 0.0),
-             s.get("io", 0.0), base["median_s"]["total"],
-             f"{s['total'] / base['median_s']['total']:.1f}x", f"{ours['peak_rss_mb']:.0f}",
-             f"{base['peak_rss_mb']:.0f}"]
-        )  # fmt: skip
-    return rows
-
-
-COLD_HEADERS = ["condition", "chromaref cold s", "Reinhard cold s", "cold ratio",
-                "chromaref warm s", "Reinhard warm s", "load avg"]  # fmt: skip
-
-
-def cold_rows(rows: list[Results]) -> list[list[Any]]:
-    """One row per condition: whole-process (cold) and in-process repeat (warm) CLI medians."""
-    rows_by = {(r["condition"], r["method"], r["kind"]): r for r in rows}
-    out = []
-    for condition in dict.fromkeys(r["condition"] for r in rows):
-        s = {(m, k): rows_by[(condition, m, k)]["median_s"]
-             for m in ("training-free", "reinhard") for k in ("cold", "warm")}  # fmt: skip
-        loads = [run["load_avg"] for r in rows if r["condition"] == condition for run in r["runs"]]
-        out.append(
-            [condition, s["training-free", "cold"], s["reinhard", "cold"],
-             f"{s['training-free', 'cold'] / s['reinhard', 'cold']:.2f}x",
-             s["training-free", "warm"], s["reinhard", "warm"],
-             f"{min(loads):.1f}-{max(loads):.1f}"]
-        )  # fmt: skip
-    return out
-
-
-LARGE_HEADERS = ["megapixels", "size", "total s", "peak RSS MB", "budget MB", "within budget"]
-
-
-def large_rows(results: list[Results]) -> list[list[Any]]:
-    """One row per large target: the whole `chromaref colorize` run's peak RSS vs its budget."""
-    return [
-        [f"{r['pixels'] / 1e6:.1f}", f"{r['width']}x{r['height']}", r["total_s"],
-         f"{r['peak_rss_mb']:.0f}", f"{r['budget_mb']:.0f}",
-         "yes" if r["peak_rss_mb"] <= r["budget_mb"] else "NO"]
-        for r in results
-    ]  # fmt: skip
-
-
-def speed_section(results: Results | None, device: str, figures: list[Figure]) -> str:
-    text = _opening(
-        f"## Speed and memory ({device.upper()})",
-        "python -m benchmarks.speed" + ("" if device == "cpu" else f" --device {device}"),
-        results,
-        "Each size and method in a fresh process; median of the runs after a warm-up; end to "
-        "end after model load: read the target file, Lab + features, correspondence, colorize, "
-        "Lab -> RGB with the exact L, PNG encode. Target: the bundled `aloe_l` photo resized to "
-        "the long side; reference: `aloe_r` (prepared once). Baseline in the same run: "
-        "Reinhard's global transfer through the same code path.\n\n",
-    )
-    if results is None:
-        return text
-    text += table(SPEED_HEADERS, speed_rows(results["results"])) + "\n\n"
-    text += (
-        "The correspondence costs the same at every size (matching runs on a copy capped at "
-        "256 px); what grows with the pixels is full-resolution Lab conversion, upsampling and "
-        "encoding, which the Reinhard baseline pays too.\n\n"
-    )
-    if results.get("large"):
-        text += (
-            "Large images, cold and end to end: `chromaref colorize BIG.jpg -r aloe_r.jpg` in a "
-            "fresh process (model load, JPEG decode, colorize, PNG result and grid), `aloe_l` "
-            "upscaled; the budget is 1 GB + 30 bytes per input pixel.\n\n"
-        )
-        text += table(LARGE_HEADERS, large_rows(results["large"])) + "\n\n"
-    cold = results.get("cold")
-    if cold:
-        m = cold["machine"]
-        text += (
-            f"Cold vs warm through the CLI, {cold['size']} px `aloe_l` from `aloe_r` "
-            f"(`{cold['command']}`, commit {m['commit']}, {m['date']}, {m['cpu_count']} CPUs). "
-            "**Cold**: the whole `chromaref colorize T.png -r R.jpg` process, start to exit "
-            "(interpreter, imports, model load, one image, result and grid PNGs); median of "
-            f"{len(cold['rows'][0]['runs'])} fresh processes, methods interleaved. **Warm**: "
-            "the same command invoked again in one process (imports and kernel set-up "
-            "excluded; model load and file I/O included). *Beside a busy process*: a "
-            "`while True: pass` process runs alongside (unpinned); *OpenMP spinning*: "
-            "OMP_WAIT_POLICY=ACTIVE, OpenMP's default, which the CLI now replaces with PASSIVE "
-            "unless the user set it. Load avg: the machine's 1-minute load before each run "
-            "(it is shared, so *alone* is not idle).\n\n"
-        )
-        text += table(COLD_HEADERS, cold_rows(cold["rows"])) + "\n\n"
-    if len({r["size"] for r in results["results"]}) > 1:
-        path = DOCS_IMAGES / f"speed_{device}.png"
-        figures.append(Figure(path, lambda fig: _speed_plot(fig, results["results"]), (10, 3.8)))
-        text += figures[-1].link() + "\n"
-    return text
-
-
-def _speed_plot(fig: Any, results: list[Results]) -> None:
-    ax_t, ax_m = fig.subplots(1, 2)
-    for method in ("training-free", "reinhard"):
-        rows = sorted((r for r in results if r["method"] == method), key=lambda r: r["pixels"])
-        mp = [r["pixels"] / 1e6 for r in rows]
-        label = METHOD_NAMES[method]
-        ax_t.plot(mp, [r["median_s"]["total"] for r in rows], "o-", label=label)
-        ax_m.plot(mp, [r["peak_rss_mb"] / 1024 for r in rows], "o-", label=label)
-    ax_t.set(xlabel="megapixels", ylabel="seconds (median, after model load)", title="latency")
-    ax_m.set(xlabel="megapixels", ylabel="peak RSS (GB)", title="peak memory")
-    for ax in (ax_t, ax_m):
-        ax.grid(alpha=0.3)
-        ax.legend()
-
-
-# -- retrieval -------------------------------------------------------------------------------
-
-
 def retrieval_section(views: Results | None, labelled: Results | None) -> str:
     text = "## Retrieval quality (the paper's section 3 ablation)\n\n"
     text += _opening(
@@ -516,23 +381,6 @@ def vector_index_section(results: Results | None, figures: list[Figure]) -> str:
         f"{auto['recall_at_10']:.3f}. Peak memory grows linearly with the corpus (it includes "
         "the input vectors).\n\n"
     )
-    cold = results.get("cold")
-    if cold:
-        m = cold["machine"]
-        text += (
-            f"Cold vs warm through the CLI, {cold['size']} px `aloe_l` from `aloe_r` "
-            f"(`{cold['command']}`, commit {m['commit']}, {m['date']}, {m['cpu_count']} CPUs). "
-            "**Cold**: the whole `chromaref colorize T.png -r R.jpg` process, start to exit "
-            "(interpreter, imports, model load, one image, result and grid PNGs); median of "
-            f"{len(cold['rows'][0]['runs'])} fresh processes, methods interleaved. **Warm**: "
-            "the same command invoked again in one process (imports and kernel set-up "
-            "excluded; model load and file I/O included). *Beside a busy process*: a "
-            "`while True: pass` process runs alongside (unpinned); *OpenMP spinning*: "
-            "OMP_WAIT_POLICY=ACTIVE, OpenMP's default, which the CLI now replaces with PASSIVE "
-            "unless the user set it. Load avg: the machine's 1-minute load before each run "
-            "(it is shared, so *alone* is not idle).\n\n"
-        )
-        text += table(COLD_HEADERS, cold_rows(cold["rows"])) + "\n\n"
     if len({r["size"] for r in results["results"]}) > 1:
         path = DOCS_IMAGES / "vector_index_cost.png"
         figures.append(Figure(path, lambda fig: _vector_plot(fig, results["results"]), (10, 3.8)))
@@ -578,84 +426,18 @@ colorizer's defaults were chosen: [tuning.md](tuning.md).
 """
 
 
-def readme_results() -> str:
-    """The README's headline numbers, from the same results as the page."""
-    quality, speed = _load("quality"), _load("speed")
-    labelled, studies = _load("retrieval_labelled"), _load("studies")
-    throughput, vectors = _load("retrieval_throughput"), _load("vector_index")
-    lines = []
-    if quality:
-        psnr = {key: v["psnr"] for key, v in quality["summary"].items()}
-        pairs = quality["summary"]["same-scene/training-free"]["n"]
-        lines.append(
-            f"- **Quality** ({pairs} same-scene pairs of real photos, mean RGB PSNR against the "
-            f"true colors): chromaref **{psnr['same-scene/training-free']:.1f} dB** vs "
-            f"{psnr['same-scene/welsh']:.1f} (Welsh 2002), {psnr['same-scene/reinhard']:.1f} "
-            f"(Reinhard 2001) and {psnr['same-scene/gray']:.1f} (gray input). With an unrelated "
-            f"reference it stays near the gray input ({psnr['unrelated/training-free']:.1f} vs "
-            f"{psnr['unrelated/gray']:.1f} dB gray) where the baselines lose "
-            f"{psnr['unrelated/gray'] - psnr['unrelated/reinhard']:.1f}-"
-            f"{psnr['unrelated/gray'] - psnr['unrelated/welsh']:.1f} dB."
-        )
-    if studies:
-        gains = []
-        for domain in ("paintings", "drawings", "animation"):
-            found = studies["domains"].get(domain)
-            if found:
-                by = {(s["reference"], s["method"]): s["psnr"] for s in found["summary"]}
-                gain = by[("retrieved", "training-free")] - by[("retrieved", "gray")]
-                note = " (another frame of the same clip)" if domain == "animation" else ""
-                gains.append(f"{domain} {gain:+.1f} dB{note}")
-        if gains:
-            lines.append(
-                "- **Non-natural images**, with an automatically retrieved reference, over the "
-                f"gray input: {', '.join(gains)}."
-            )
-    if labelled and labelled.get("labelled"):
-        found = labelled["labelled"]
-        default = found["ablation"]["semantic + luminance + local (default)"]
-        lines.append(
-            f"- **Retrieval**: a gray photo's top 5 references share its category "
-            f"{default['precision@5']:.0%} of the time ({found['images']} labelled real photos, "
-            f"{len(found['categories'])} categories)."
-        )
-    if speed:
-        by_size = {r["size"]: r for r in speed["results"] if r["method"] == "training-free"}
-        if 512 in by_size and 2048 in by_size:
-            small, large = by_size[512], by_size[2048]
-            lines.append(
-                f"- **Speed** (2-core CPU): a 512 px photo in {small['median_s']['total']:.2f} s, "
-                f"a 2048 px one in {large['median_s']['total']:.1f} s and "
-                f"{large['peak_rss_mb'] / 1024:.1f} GB peak."
-            )
-    if throughput and vectors:
-        big = max((r for r in vectors["results"] if r["index"] == "auto"), key=lambda r: r["size"])
-        exact = next(
-            r for r in vectors["results"] if r["index"] == "flat" and r["size"] == big["size"]
-        )
-        ratio = throughput["throughput"]["ratio"]
-        lines.append(
-            f"- **Scale**: the Ray Data index build runs at {ratio:.2f}x a bare single-process "
-            f"loop; at {big['size']:,} vectors FAISS {big['kind'].upper()} "
-            f"answers {big['qps'] / exact['qps']:.0f}x faster than exact search at recall@10 "
-            f"{big['recall_at_10']:.3f}."
-        )  # fmt: skip
-    lines.append(
-        "\nEvery number, with its command and machine: [docs/benchmarks.md](docs/benchmarks.md)."
-    )
-    grid = "\n![gray input | reference | chromaref | truth](docs/images/quality_same-scene.jpg)"
-    return "\n".join(lines) + "\n" + grid
-
-
 def _with_readme_results(readme: str) -> str:
     start, end = "<!-- results:start -->\n", "<!-- results:end -->"
     head, rest = readme.split(start, 1)
+    from benchmarks.report_readme import readme_results  # here: it imports this module
+
     return head + start + readme_results() + "\n" + end + rest.split(end, 1)[1]
 
 
 def render() -> tuple[str, list[Figure]]:
     """The whole page from the results on disk, and the plots it links to."""
-    from benchmarks.report_serving import serving_section  # here: it imports this module
+    from benchmarks.report_serving import serving_section  # here: they import this module
+    from benchmarks.report_speed import speed_section
     from benchmarks.report_video import video_section
 
     gpu = _load("speed_cuda")

@@ -42,7 +42,7 @@ from pathlib import Path
 from PIL import Image
 
 from benchmarks._common import RESULTS_DIR, machine, run_child, table, write_json
-from benchmarks.report import (
+from benchmarks.report_speed import (
     COLD_HEADERS,
     LARGE_HEADERS,
     SPEED_HEADERS,
