@@ -62,13 +62,13 @@ def _b64(data: bytes) -> str:
 
 def _replica_failure(exc: BaseException) -> ApiError | None:
     """Serve's overload and replica-death errors as 503s a client can retry."""
-    from ray.exceptions import ActorDiedError, ActorUnavailableError, RayActorError
+    from ray.exceptions import ActorUnavailableError, RayActorError
     from ray.serve.exceptions import BackPressureError
 
     retry = {"retry-after": "1"}
     if isinstance(exc, BackPressureError):
         return ApiError(503, "the server is at capacity; retry shortly", retry)
-    if isinstance(exc, (ActorDiedError, ActorUnavailableError, RayActorError)):
+    if isinstance(exc, (RayActorError, ActorUnavailableError)):  # a replica died or restarts
         return ApiError(503, "a worker restarted while handling this request; retry", retry)
     return None
 
@@ -254,7 +254,7 @@ def make_api(gateway: Gateway) -> FastAPI:
         """Models and index are loaded (503 until then)."""
         try:
             return await asyncio.wait_for(gateway.ready(), READY_TIMEOUT_S)
-        except (TimeoutError, Exception) as exc:
+        except Exception as exc:  # a timeout, or a deployment not (yet) reachable
             raise ApiError(503, f"not ready: {type(exc).__name__}") from None
 
     @api.get("/", response_class=HTMLResponse, include_in_schema=False)
