@@ -48,7 +48,8 @@ def _quality_finding(run: Results) -> str:
     warp = temporal["warp_error"] / truth["warp_error"]
     cdc = temporal["cdc"] / per["cdc"]
     psnr = temporal["psnr"] - per["psnr"]
-    cuts = f"; scene cuts at frames {run['cuts']}" if run["cuts"] else ""
+    cuts = ", ".join(map(str, run["cuts"]))
+    cuts = f"; scene cuts at frame(s) {cuts}" if cuts else ""
     return (
         f"- **{run['clip']}** ({run['frames']} frames{cuts}): temporal warp error "
         f"{temporal['warp_error']:.3f} = {warp:.2f}x the truth's own (per-frame "
