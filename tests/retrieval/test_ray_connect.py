@@ -179,8 +179,8 @@ def test_a_live_local_cluster_is_joined_only_when_asked(live_cluster):
 def test_the_benchmarks_ray_build_runs_beside_a_live_cluster(live_cluster, corpus, tmp_path):
     home, _ = live_cluster
     code = (
-        "import sys; from pathlib import Path; from benchmarks.retrieval import ray_build;"
-        "print(ray_build(Path(sys.argv[1]), Path(sys.argv[2]), 8))"
+        "import sys; from pathlib import Path; from benchmarks.retrieval import build_rate;"
+        "print(build_rate(Path(sys.argv[1]), Path(sys.argv[2]), 'ray', 8)[0])"
     )
     done = subprocess.run(
         [sys.executable, "-c", code, str(corpus), str(tmp_path / "idx")],

@@ -1,5 +1,8 @@
-"""Serving fixtures: one real Ray instance and Serve HTTP proxy on 127.0.0.1 for the package,
-with the application deployed under a few configurations (one route prefix each)."""
+"""Serving fixtures: a real Ray instance and Serve HTTP proxy on 127.0.0.1 per test module,
+with the application deployed under a few configurations (one route prefix each).
+
+Module scope, not package scope: tests/ folders are not packages, so a "package" fixture
+would live to the end of the session and keep Ray running under later tests."""
 
 from __future__ import annotations
 
@@ -10,7 +13,7 @@ import pytest
 from served import BASE_SETTINGS, TEST_API_KEY, TEST_API_KEY_ENV, App, deploy, free_port
 
 
-@pytest.fixture(scope="package")
+@pytest.fixture(scope="session")
 def serving_index(corpus, tmp_path_factory) -> Path:
     from chromaref.retrieval.build import BuildConfig, build_index
 
@@ -19,7 +22,7 @@ def serving_index(corpus, tmp_path_factory) -> Path:
     return out
 
 
-@pytest.fixture(scope="package")
+@pytest.fixture(scope="module")
 def serve_instance():
     """A private Ray (4 logical CPUs on this 2-core machine, so that several small apps fit)
     and Serve's HTTP proxy on a free 127.0.0.1 port; yields the proxy's base URL."""
@@ -37,7 +40,7 @@ def serve_instance():
     os.environ.pop(TEST_API_KEY_ENV, None)
 
 
-@pytest.fixture(scope="package")
+@pytest.fixture(scope="module")
 def app(serve_instance, serving_index) -> App:
     """The application with the test index and default behaviour."""
     return deploy(serve_instance, "main", {**BASE_SETTINGS, "index": str(serving_index)})

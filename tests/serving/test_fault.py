@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import requests
@@ -16,10 +17,13 @@ CLIENT_TIMEOUT_S = REQUEST_TIMEOUT_S + 30
 
 
 def _replica_actor_name(app_name: str) -> str:
+    """Asked from a worker thread: Serve refuses blocking calls on a thread that runs an event
+    loop, as the main thread does once the session's Playwright browser has started."""
     from ray import serve
 
     handle = serve.get_deployment_handle("Colorizer", app_name=app_name)
-    return handle.ready.remote().result(timeout_s=60)
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(lambda: handle.ready.remote().result(timeout_s=60)).result()
 
 
 def test_killing_a_colorizer_replica_loses_no_later_request(app, photo_rgb):
