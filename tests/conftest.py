@@ -88,6 +88,16 @@ def corpus(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def local_index(corpus, tmp_path_factory) -> Path:
+    """An index of the shared corpus, built once in-process."""
+    from chromaref.retrieval.build import BuildConfig, build_index
+
+    out = tmp_path_factory.mktemp("indexes") / "local"
+    build_index(corpus, out, config=BuildConfig(runner="local", shard_size=4))
+    return out
+
+
+@pytest.fixture(scope="session")
 def browser():
     """A real headless Chromium (Debian's), driven by Playwright.
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import pytest
 
@@ -23,15 +22,6 @@ def s3_credentials_in_the_environment():
             os.environ.pop(name, None)
         else:
             os.environ[name] = value
-
-
-@pytest.fixture(scope="session")
-def local_index(corpus, tmp_path_factory) -> Path:
-    from chromaref.retrieval.build import BuildConfig, build_index
-
-    out = tmp_path_factory.mktemp("indexes") / "local"
-    build_index(corpus, out, config=BuildConfig(runner="local", shard_size=4))
-    return out
 
 
 @pytest.fixture(scope="session")

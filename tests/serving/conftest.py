@@ -7,19 +7,9 @@ would live to the end of the session and keep Ray running under later tests."""
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import pytest
 from served import BASE_SETTINGS, TEST_API_KEY, TEST_API_KEY_ENV, App, deploy, free_port
-
-
-@pytest.fixture(scope="session")
-def serving_index(corpus, tmp_path_factory) -> Path:
-    from chromaref.retrieval.build import BuildConfig, build_index
-
-    out = tmp_path_factory.mktemp("serving") / "index"
-    build_index(corpus, out, config=BuildConfig(runner="local", shard_size=4))
-    return out
 
 
 @pytest.fixture(scope="module")
@@ -41,6 +31,6 @@ def serve_instance():
 
 
 @pytest.fixture(scope="module")
-def app(serve_instance, serving_index) -> App:
+def app(serve_instance, local_index) -> App:
     """The application with the test index and default behaviour."""
-    return deploy(serve_instance, "main", {**BASE_SETTINGS, "index": str(serving_index)})
+    return deploy(serve_instance, "main", {**BASE_SETTINGS, "index": str(local_index)})

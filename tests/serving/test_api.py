@@ -35,11 +35,11 @@ def _error(response: requests.Response, status: int) -> str:
     return body["error"]
 
 
-def test_health_and_readiness(app, serving_index):
+def test_health_and_readiness(app, local_index):
     assert requests.get(app.url + "healthz", timeout=TIMEOUT).json() == {"status": "ok"}
     ready = requests.get(app.url + "readyz", timeout=TIMEOUT)
     assert ready.status_code == 200
-    count = json.loads((serving_index / "manifest.json").read_text())["count"]
+    count = json.loads((local_index / "manifest.json").read_text())["count"]
     assert ready.json() == {"status": "ready", "references": count}
 
 

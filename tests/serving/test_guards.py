@@ -17,7 +17,7 @@ SMALL = {"colorizer": {"num_cpus": 0.5, "num_gpus": 0}, "retriever": {"num_cpus"
 
 
 @pytest.fixture(scope="module")
-def deployed(serve_instance, serving_index):
+def deployed(serve_instance, local_index):
     """deployed(name, settings) -> App, removed again at the end of the module."""
     from ray import serve
 
@@ -25,7 +25,7 @@ def deployed(serve_instance, serving_index):
 
     def make(name: str, settings: dict):
         if name not in apps:
-            merged = {**BASE_SETTINGS, **SMALL, "index": str(serving_index), **settings}
+            merged = {**BASE_SETTINGS, **SMALL, "index": str(local_index), **settings}
             apps[name] = deploy(serve_instance, name, merged)
         return apps[name]
 

@@ -15,14 +15,14 @@ _DECODED = """images => Promise.all(images.map(img => img.decode().then(
 
 
 @pytest.fixture(scope="module")
-def keyed_app(serve_instance, serving_index):
+def keyed_app(serve_instance, local_index):
     """The app behind an API key (in the replicas' environment), on a share of the package's
     4 logical CPUs."""
     from ray import serve
 
     settings = {
         **BASE_SETTINGS,
-        "index": str(serving_index),
+        "index": str(local_index),
         "api_key_env": TEST_API_KEY_ENV,
         "colorizer": {"num_cpus": 0.5, "num_gpus": 0},
     }

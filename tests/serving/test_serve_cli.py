@@ -61,9 +61,9 @@ def _start(index: Path, port: int) -> subprocess.Popen[str]:
 
 
 @pytest.mark.parametrize("stop_signal", [signal.SIGTERM, signal.SIGINT])
-def test_serve_prints_its_url_serves_and_stops_cleanly(serving_index, photo_rgb, stop_signal):
+def test_serve_prints_its_url_serves_and_stops_cleanly(local_index, photo_rgb, stop_signal):
     port = free_port()
-    server = _start(serving_index, port)
+    server = _start(local_index, port)
     try:
         url = server.stdout.readline().strip()  # printed once the app is ready
         assert url == f"http://127.0.0.1:{port}/", url or server.stderr.read()
@@ -85,13 +85,13 @@ def test_serve_prints_its_url_serves_and_stops_cleanly(serving_index, photo_rgb,
         requests.get(url + "healthz", timeout=5)
 
 
-def test_a_taken_port_and_a_missing_index_are_one_line_errors(serving_index, tmp_path):
+def test_a_taken_port_and_a_missing_index_are_one_line_errors(local_index, tmp_path):
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
         busy = subprocess.run(
-            [CHROMAREF, "serve", "--index", str(serving_index), "--port", str(port)],
+            [CHROMAREF, "serve", "--index", str(local_index), "--port", str(port)],
             capture_output=True,
             text=True,
             timeout=120,
