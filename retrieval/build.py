@@ -2,11 +2,14 @@
 
     chromaref index build ~/imagenet/train --out ~/indexes/imagenet     # local Ray, automatic
     RAY_ADDRESS=ray://head:10001 chromaref index build s3://bucket/corpus --out idx   # any cluster
+    chromaref index build s3://bucket/corpus --out s3://bucket/indexes/corpus       # into a store
 
 Reader -> decode (CPU tasks) -> descriptors (actor pool, GPU when present) -> shard writer on
 the driver, with Ray Data as the distributor; `runner="local"` runs the same stages
 in-process (small corpora, the bundled default index). Shards are planned from the sorted
 corpus listing, so a killed build resumes with the same plan and never duplicates an image.
+An index bound for an object store is built in a local folder, then published manifest last
+(`chromaref.retrieval.remote_index`).
 """
 
 from __future__ import annotations
@@ -26,11 +29,12 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from chromaref.platform.errors import ConfigError
 from chromaref.platform.locks import exclusive
-from chromaref.retrieval import store
+from chromaref.retrieval import remote_index, store
 from chromaref.retrieval.corpus import CorpusItem, list_corpus
 from chromaref.retrieval.descriptors import DescriptorConfig, DescriptorExtractor
 from chromaref.retrieval.finalize import finalize_index
 from chromaref.retrieval.mapper import STAGE_COLUMNS, DescriptorMapper, decode_batch
+from chromaref.retrieval.storage import locate
 from chromaref.retrieval.vector_index import VectorIndexConfig
 
 logger = logging.getLogger(__name__)
@@ -244,15 +248,28 @@ def build_index(
 ) -> BuildReport:
     """Index every usable image of `corpus` into `index_dir` (resuming an unfinished build).
 
+    `index_dir` may be an object-store URI: the index is built in a local folder kept for that
+    URI (a killed build resumes there), then uploaded with its manifest last.
+
     One build at a time per `index_dir`: another one holding `<index_dir>.lock` makes this
     one wait up to `wait` seconds, then fail (a second build into one folder is usually a
     duplicate job, and waiting would redo all of its work after it).
 
     Raises:
         ConfigError: the corpus does not exist, holds no images, or no usable reference;
-            the Ray cluster does not answer.
+            the Ray cluster does not answer; the store prefix holds other objects or refused
+            the upload.
         LockHeldError: another build of `index_dir` still runs after `wait` seconds.
     """
+    if remote_index.is_remote(index_dir):
+        dest = locate(index_dir)
+        remote_index.check_replaceable(dest)  # before the work, not after it
+        local = remote_index.local_build_dir(str(index_dir))
+        options = {"config": config, "address": address, "progress": progress, "wait": wait}
+        report = build_index(corpus, local, **options)
+        remote_index.publish(local, dest)
+        report.index_dir = str(index_dir)
+        return report
     config = config or BuildConfig()
     index_dir = Path(os.path.abspath(index_dir))  # "." and "idx/" have a name to stage beside
     if index_dir.parent == index_dir:

@@ -24,19 +24,10 @@ from chromaref.retrieval import store
 from chromaref.retrieval.build import BuildConfig, build_index
 from chromaref.retrieval.descriptors import DescriptorExtractor
 from chromaref.retrieval.index import Index
-from chromaref.retrieval.storage import locate
+from chromaref.retrieval.storage import CACHE_ENV, cache_dir, locate
 
 logger = logging.getLogger(__name__)
-CACHE_ENV = "CHROMAREF_CACHE"
 WAIT_S = 600.0  # for another process's first-use build (seconds, even on a slow machine)
-
-
-def cache_dir() -> Path:
-    """`$CHROMAREF_CACHE`, else `$XDG_CACHE_HOME/chromaref`, else `~/.cache/chromaref`."""
-    if os.environ.get(CACHE_ENV):
-        return Path(os.environ[CACHE_ENV])
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "chromaref"
 
 
 def _open_checked(path: Path, extractor: DescriptorExtractor) -> Index:
@@ -109,7 +100,8 @@ def default_index() -> Index:
 
 
 def open_index(path: str | os.PathLike[str] | None, *, trust: bool = False) -> Index:
-    """The index at `path`, or with none the bundled photos' index (built on first use).
+    """The index at `path` (a folder, or an object-store URI: fetched into the local cache by
+    `Index.open`), or with none the bundled photos' index (built on first use).
 
     Raises:
         ConfigError, IndexMismatchError, IndexFileError: as `Index.open` and `default_index`.

@@ -11,6 +11,8 @@ read gigabytes for a million-image index, on every `chromaref index search`): ea
 search reads is checked against its digest in rows.parquet (already verified), and for
 finite values. `chromaref index verify` hashes every file when a full check is wanted.
 References are read only from the corpus recorded at build time (`chromaref.retrieval.confine`).
+An index in an object store (`Index.open("s3://bucket/idx?endpoint_override=...")`) is first
+fetched into the local cache (`chromaref.retrieval.remote_index`), then opened from there.
 """
 
 from __future__ import annotations
@@ -33,11 +35,12 @@ from chromaref.platform.errors import (
     IndexMismatchError,
 )
 from chromaref.platform.images import ImageInput, as_rgb, load_image
-from chromaref.retrieval import store
+from chromaref.retrieval import remote_index, store
 from chromaref.retrieval.confine import CorpusRoot, trusted_by_user
 from chromaref.retrieval.corpus import read_bytes
 from chromaref.retrieval.descriptors import DescriptorConfig, DescriptorExtractor, Descriptors
 from chromaref.retrieval.ranking import RankingConfig, rank_candidates
+from chromaref.retrieval.storage import locate
 from chromaref.retrieval.vector_index import VectorIndex
 
 _ROW_SCHEMA = pa.schema(
@@ -141,17 +144,24 @@ class Index:
         """Open an index after checking it; refuse one built by a different descriptor model.
 
         Args:
+            path: an index folder, or the URI of one in an object store (fetched into the
+                local cache once per published version).
             trust: take the filesystem options, credentials or host that the index records for
                 its corpus (an object store behind `endpoint_override`, hdfs://): only for an
                 index you built or whose source you trust. Listing the folder in
                 $CHROMAREF_TRUSTED_INDEXES does the same.
 
         Raises:
-            ConfigError: `path` is not an index.
+            ConfigError: `path` is not an index (or the store cannot be read).
             IndexMismatchError: the index was built with another model, weights or format.
             IndexFileError: a file of the index is damaged, changed or inconsistent.
         """
-        path = Path(path).expanduser()
+        source = str(path)
+        if remote_index.is_remote(path):  # $CHROMAREF_TRUSTED_INDEXES lists local folders
+            path = remote_index.fetch(locate(path))
+        else:
+            path = Path(path).expanduser()
+            trust = trust or trusted_by_user(path)
         manifest = store.read_manifest(path)
         try:
             config = DescriptorConfig.model_validate(manifest["build"]["descriptor"])
@@ -161,10 +171,10 @@ class Index:
         extractor = extractor or DescriptorExtractor(config)
         if extractor.model_id != manifest["model_id"]:
             raise IndexMismatchError(
-                f"{path} was built with descriptor model {manifest['model_id']}, but the running "
+                f"{source} was built with descriptor model {manifest['model_id']}, but the running "
                 f"model is {extractor.model_id}; rebuild the index or use the same weights"
             )
-        return cls(path, manifest, extractor, trust=trust or trusted_by_user(path))
+        return cls(path, manifest, extractor, trust=trust)
 
     def __len__(self) -> int:
         return int(self.manifest["count"])

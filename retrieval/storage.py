@@ -5,23 +5,36 @@ A location is either a local path or a URI that `pyarrow.fs` understands (`s3://
 the query string (`s3://bucket/corpus?endpoint_override=minio:9000&scheme=http`). Credentials
 come from the usual environment (AWS_ACCESS_KEY_ID, GOOGLE_APPLICATION_CREDENTIALS, ...).
 Decode tasks read by location wherever they run, so a Ray cluster reads a bucket directly.
+Whole files move between a local folder and a store with `upload` and `download` (an index
+published to a bucket, a model file); `cache_dir` is where local copies are kept.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import stat
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import BinaryIO
-from urllib.parse import SplitResult, urlsplit, urlunsplit
+from urllib.parse import SplitResult, parse_qsl, urlsplit, urlunsplit
 
 import pyarrow.fs as pafs
 
 from chromaref.platform.errors import ConfigError, FileError
 
 _PATH_ONLY_SCHEMES = frozenset({"file", "hdfs", "viewfs"})  # the host is not part of the path
+CACHE_ENV = "CHROMAREF_CACHE"
+_COPY_BLOCK = 8 << 20  # bytes per read when copying a file to or from a store
+
+
+def cache_dir() -> Path:
+    """`$CHROMAREF_CACHE`, else `$XDG_CACHE_HOME/chromaref`, else `~/.cache/chromaref`."""
+    if os.environ.get(CACHE_ENV):
+        return Path(os.environ[CACHE_ENV])
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "chromaref"
 
 
 @dataclass(frozen=True)
@@ -42,6 +55,30 @@ class Location:
     def child(self, path: str) -> Location:
         """Another path on the same filesystem."""
         return Location(self.filesystem, path, self.root)
+
+    def join(self, name: str) -> Location:
+        """`name` (may hold "/") below this folder; the options stay in the printed URI."""
+        return self.child(f"{self.path.rstrip('/')}/{name}")
+
+    def parent(self) -> Location:
+        return self.child(self.path.rstrip("/").rsplit("/", 1)[0] or "/")
+
+    @property
+    def options(self) -> dict[str, str]:
+        """The filesystem options of a URI's query string (`endpoint_override`, `scheme`, ...)."""
+        return dict(parse_qsl(urlsplit(self.root).query))
+
+    def endpoint_url(self) -> str | None:
+        """The `http(s)://host:port` of an S3-compatible store behind `endpoint_override`,
+        for clients other than pyarrow (boto3 in MLflow); None for the provider's own."""
+        endpoint = self.options.get("endpoint_override")
+        if not endpoint or "://" in endpoint:
+            return endpoint
+        return f"{self.options.get('scheme', 'https')}://{endpoint}"
+
+    def without_options(self) -> str:
+        """The URI without its query string (`s3://bucket/key`), as other clients name it."""
+        return str(self).split("?", 1)[0]
 
     @property
     def name(self) -> str:
@@ -110,6 +147,28 @@ class Location:
         if len(data) != size:
             raise FileError(self, f"read {len(data)} of {size} bytes: the file changed")
         return data
+
+
+def upload(local: Path, dest: Location) -> None:
+    """Copy a local file to `dest`. An object store shows an object only once it is complete
+    (a PUT, or the last part of a multipart upload), so no reader sees half of it.
+
+    Raises:
+        OSError: the file cannot be read or the store refuses the write.
+    """
+    with open(local, "rb") as source, dest.filesystem.open_output_stream(dest.path) as out:
+        shutil.copyfileobj(source, out, _COPY_BLOCK)
+
+
+def download(source: Location, local: Path) -> None:
+    """Copy `source` to a new local file at `local` (the caller's temporary name).
+
+    Raises:
+        FileNotFoundError: `source` does not exist.
+        OSError: it cannot be read, or `local` cannot be written.
+    """
+    with source.filesystem.open_input_stream(source.path) as stream, open(local, "wb") as out:
+        shutil.copyfileobj(stream, out, _COPY_BLOCK)
 
 
 @lru_cache(maxsize=32)
