@@ -8,6 +8,12 @@ Default store: `sqlite:///mlruns.db` in the working folder, with artifacts under
 `mlartifacts/` (the experiment's artifact_location); any `MLFLOW_TRACKING_URI` replaces it.
 A local sqlite file serves one machine: on a multi-node cluster point every node at a
 tracking server (`MLFLOW_TRACKING_URI=http://...`).
+
+Artifacts in an object store: a run whose storage is `s3://...` gets an experiment whose
+artifact_location is there. MLflow reaches S3 through boto3, which takes an S3-compatible
+endpoint only from $MLFLOW_S3_ENDPOINT_URL, so the experiment records the endpoint of our URI
+(`endpoint_override`) as a tag, and every process that opens one of its runs (the driver, rank
+0 of each attempt, `--model runs:/...`) sets that variable from it unless already set.
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from chromaref.platform.errors import ConfigError, WeightsError, first_line
+from chromaref.retrieval.storage import Location
 from chromaref.training.config import TrackingConfig
 
 logger = logging.getLogger(__name__)
@@ -29,6 +36,8 @@ logger = logging.getLogger(__name__)
 DEFAULT_DB = "mlruns.db"
 DEFAULT_ARTIFACTS = "mlartifacts"
 MODEL_ARTIFACT_DIR = "model"
+ENDPOINT_TAG = "chromaref.s3_endpoint_url"
+ENDPOINT_ENV = "MLFLOW_S3_ENDPOINT_URL"
 _MAX_PARAM_CHARS = 500
 
 
@@ -53,6 +62,38 @@ def _client(uri: str):
     return MlflowClient(tracking_uri=uri)
 
 
+def _use_endpoint(client, experiment_id: str) -> None:
+    """Point MLflow's boto3 at the S3-compatible endpoint the experiment recorded, if any."""
+    endpoint = client.get_experiment(experiment_id).tags.get(ENDPOINT_TAG)
+    if endpoint:
+        os.environ.setdefault(ENDPOINT_ENV, endpoint)
+
+
+def _experiment(client, config: TrackingConfig, artifacts: Location | None, cwd: Path) -> str:
+    """The id of the config's experiment, created with its artifact location: `artifacts`
+    (with its endpoint as a tag), else `mlartifacts/` in `cwd`.
+
+    Raises:
+        ConfigError: the experiment exists and keeps its artifacts elsewhere than `artifacts`.
+    """
+    wanted = artifacts.without_options() if artifacts else None
+    experiment = client.get_experiment_by_name(config.experiment)
+    if experiment is None:
+        endpoint = artifacts.endpoint_url() if artifacts else None
+        return client.create_experiment(
+            config.experiment,
+            artifact_location=wanted or (cwd / DEFAULT_ARTIFACTS).as_uri(),
+            tags={ENDPOINT_TAG: endpoint} if endpoint else None,
+        )
+    if wanted and experiment.artifact_location.rstrip("/") != wanted.rstrip("/"):
+        raise ConfigError(
+            f"MLflow experiment {config.experiment!r} keeps its artifacts in "
+            f"{experiment.artifact_location}, not {wanted} beside this run's storage; name "
+            "another experiment for it (--set tracking.experiment=NAME)"
+        )
+    return experiment.experiment_id
+
+
 def flatten(values: dict[str, Any], prefix: str = "") -> dict[str, str]:
     """{"loss": {"chroma_weight": 1}} -> {"loss.chroma_weight": "1"}, each value cut to what
     an MLflow param holds."""
@@ -72,26 +113,30 @@ class RunTracker:
     def __init__(self, uri: str, run_id: str) -> None:
         self.uri, self.run_id = uri, run_id
         self.client = _client(uri)
+        _use_endpoint(self.client, self.client.get_run(run_id).info.experiment_id)
 
     @classmethod
-    def create(cls, uri: str, config: TrackingConfig, run_name: str, cwd: Path | None = None):
-        """A new run in the config's experiment (created with `mlartifacts/` beside the
-        default sqlite store as its artifact location).
+    def create(
+        cls,
+        uri: str,
+        config: TrackingConfig,
+        run_name: str,
+        cwd: Path | None = None,
+        artifacts: Location | None = None,
+    ):
+        """A new run in the config's experiment, which is created with its artifacts in
+        `artifacts` (an object-store folder) or else `mlartifacts/` in `cwd`.
 
         Raises:
-            ConfigError: the tracking store cannot be reached or written.
+            ConfigError: the tracking store cannot be reached or written, or the experiment
+                keeps its artifacts elsewhere than `artifacts`.
         """
         try:
             client = _client(uri)
-            experiment = client.get_experiment_by_name(config.experiment)
-            if experiment is None:
-                location = ((cwd or Path.cwd()).resolve() / DEFAULT_ARTIFACTS).as_uri()
-                experiment_id = client.create_experiment(
-                    config.experiment, artifact_location=location
-                )
-            else:
-                experiment_id = experiment.experiment_id
+            experiment_id = _experiment(client, config, artifacts, (cwd or Path.cwd()).resolve())
             run = client.create_run(experiment_id, run_name=run_name)
+        except ConfigError:
+            raise
         except Exception as exc:  # mlflow raises many types for a bad URI or store
             raise ConfigError(f"MLflow tracking at {uri}: {first_line(exc)}") from None
         logger.info("MLflow run %s (%s) at %s", run.info.run_id, run_name, uri)
@@ -152,6 +197,17 @@ class RunTracker:
 MODEL_URI_SCHEMES = ("runs:/", "models:/")
 
 
+def _run_of(client, uri: str) -> str | None:
+    """The run behind `runs:/<id>/...` or `models:/<name>/<version>`; None for other forms
+    (aliases, `latest`)."""
+    parts = uri.split(":/", 1)[1].strip("/").split("/")
+    if uri.startswith("runs:/"):
+        return parts[0]
+    if len(parts) == 2 and parts[1].isdigit():
+        return client.get_model_version(parts[0], parts[1]).run_id
+    return None
+
+
 def fetch_model_file(uri: str, dest: Path, tracking_uri: str | None = None) -> Path:
     """The colornet file behind `runs:/<id>/model` or `models:/<name>/<version>`, downloaded
     into `dest` from the tracking store (default: $MLFLOW_TRACKING_URI, else ./mlruns.db).
@@ -166,7 +222,10 @@ def fetch_model_file(uri: str, dest: Path, tracking_uri: str | None = None) -> P
             "ran, or set MLFLOW_TRACKING_URI"
         )
     try:
-        _client(uri_store)
+        client = _client(uri_store)
+        run_id = _run_of(client, uri)
+        if run_id:  # its artifacts may be in an object store behind an endpoint
+            _use_endpoint(client, client.get_run(run_id).info.experiment_id)
         import mlflow.artifacts
 
         local = Path(mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=str(dest)))

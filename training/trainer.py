@@ -13,12 +13,17 @@ gloo on CPU, nccl on GPU) whose workers run `chromaref.training.loop.train_loop`
 continues a stopped run (same Ray Train name and storage, same MLflow run, whose id the
 checkpoint holds). At the end the last checkpoint becomes a ColorNet model file in `out/`,
 logged and registered in MLflow with its validation metrics as tags.
+
+`storage` and `out` may be object-store URIs (`s3://bucket/runs?endpoint_override=host:9000`):
+Ray Train then writes checkpoints through that filesystem, the model file is written here and
+uploaded whole, and MLflow keeps the run's artifacts in `<storage>/mlartifacts`.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -33,6 +38,7 @@ from chromaref.platform import files
 from chromaref.platform.errors import ChromarefError, ConfigError
 from chromaref.retrieval.corpus import CorpusItem, list_corpus
 from chromaref.retrieval.runtime import ensure_ray
+from chromaref.retrieval.storage import Location, locate, upload
 from chromaref.training.checkpoint import load_state, model_from_state
 from chromaref.training.config import TrainConfig, resolve_config, to_yaml
 from chromaref.training.pairs import (
@@ -69,7 +75,7 @@ class TrainResult:
     run_dir: str
     mlflow_run_id: str
     tracking_uri: str
-    model_file: Path
+    model_file: Path | str  # a URI when `out` is in an object store
     model_version: str | None
     step: int
     metrics: dict[str, float]
@@ -142,13 +148,22 @@ def _storage(config: TrainConfig) -> str:
 
 
 def _run_dir(config: TrainConfig, name: str) -> str:
-    return f"{_storage(config).rstrip('/')}/{name}"
+    return str(locate(_storage(config)).join(name))
+
+
+def _ray_storage(where: Location) -> dict[str, Any]:
+    """Ray Train's storage arguments for a location: a local path, or a path on our own
+    filesystem object (which carries the URI's options, e.g. endpoint_override)."""
+    if where.is_local:
+        return {"storage_path": where.path}
+    return {"storage_path": where.path, "storage_filesystem": where.filesystem}
 
 
 def latest_checkpoint_state(run_dir: str) -> dict[str, Any] | None:
-    """The newest checkpoint of a Ray Train run folder, or None when it has none."""
+    """The newest checkpoint of a Ray Train run folder (path or URI), or None when it has none."""
+    where = _ray_storage(locate(run_dir))
     try:
-        result = ray.train.Result.from_path(run_dir)
+        result = ray.train.Result.from_path(where["storage_path"], where.get("storage_filesystem"))
     except RuntimeError:  # no such folder, or no checkpoint was ever written
         return None
     if result.checkpoint is None:
@@ -162,20 +177,24 @@ def resume_config(
 ) -> TrainConfig:
     """The config of a run to continue: its checkpoint's config <- `base` <- `overrides`.
 
-    `run` is a run name under the storage folder, or the path of a run folder. The network
-    and its inputs cannot change mid-run.
+    `run` is a run name under the storage folder, or the path or URI of a run folder. The
+    network and its inputs cannot change mid-run.
 
     Raises:
         ConfigError: no such run, no checkpoint yet, or a change to model or matching.
     """
-    if "/" in run:  # a path to the run folder
+    if "://" in run:  # a run folder in an object store
+        where = locate(run)
+        storage, name = str(where.parent()), where.name
+    elif "/" in run:  # a path to the run folder
         storage, name = str(Path(run).resolve().parent), Path(run).resolve().name
     else:
         storage, name = _storage(resolve_config(base, overrides, source="--resume")), run
-    state = latest_checkpoint_state(f"{storage.rstrip('/')}/{name}")
+    run_dir = str(locate(storage).join(name))
+    state = latest_checkpoint_state(run_dir)
     if state is None:
         raise ConfigError(
-            f"cannot resume {run!r}: no checkpoint in {storage}/{name} (a run keeps one every "
+            f"cannot resume {run!r}: no checkpoint in {run_dir} (a run keeps one every "
             "checkpoint_every steps); start a new run instead"
         )
     stored = TrainConfig.model_validate(state["config"])
@@ -191,6 +210,13 @@ def resume_config(
                 "trained with the stored one; start a new run to change it"
             )
     return config
+
+
+def _artifact_root(config: TrainConfig) -> Location | None:
+    """Where MLflow keeps a run's artifacts when the run's storage is an object store: beside
+    the checkpoints, in `<storage>/mlartifacts` (None: MLflow's local default)."""
+    storage = locate(_storage(config))
+    return None if storage.is_local else storage.join("mlartifacts")
 
 
 def _check_backbone(config: TrainConfig) -> None:
@@ -283,7 +309,7 @@ def _trainer(config: TrainConfig, name: str, loop_config: dict[str, Any]):
         torch_config=TorchConfig(backend="nccl" if gpu else "gloo"),
         run_config=RunConfig(
             name=name,
-            storage_path=_storage(config),
+            **_ray_storage(locate(_storage(config))),
             failure_config=FailureConfig(max_failures=config.max_failures),
             checkpoint_config=CheckpointConfig(num_to_keep=config.keep_checkpoints),
             logging_config=LoggingConfig(
@@ -336,7 +362,9 @@ def train(
         tracker.reopen()
         tracker.log_text(to_yaml(config), f"config/resumed_at_step_{state['step']:07d}.yaml")
     else:
-        tracker = RunTracker.create(tracking_uri, config.tracking, run_name=name)
+        tracker = RunTracker.create(
+            tracking_uri, config.tracking, run_name=name, artifacts=_artifact_root(config)
+        )
         tracker.log_params({**config.model_dump(mode="json"), "dataset": dataset.summary()})
         tracker.log_text(to_yaml(config), "config/train.yaml")
         _log_dataset(tracker, dataset)
@@ -383,14 +411,56 @@ def _fit(trainer, config: TrainConfig, name: str):
 def _finish(
     config: TrainConfig, name: str, result, tracker: RunTracker, dataset: Dataset, start: float
 ) -> TrainResult:
-    """The last checkpoint -> the model file in `out/`, logged and registered."""
+    """The last checkpoint -> the model file in `out/`, logged and registered. An `out` in an
+    object store gets the files written here first, then uploaded whole."""
     if result.checkpoint is None:
         raise WorkersFailedError(f"run {name!r} ended without a checkpoint")
     with result.checkpoint.as_directory() as folder:
         state = load_state(folder)
+    out = locate(_expand(config.out))
+    with tempfile.TemporaryDirectory(prefix="chromaref-model-") as staging:
+        folder = Path(out.path) if out.is_local else Path(staging)
+        model_file, version = _write_model(state, folder, config, tracker, dataset)
+        if not out.is_local:
+            model_file = _upload_model(folder, out, name)
+    return TrainResult(
+        run_name=name,
+        run_dir=_run_dir(config, name),
+        mlflow_run_id=tracker.run_id,
+        tracking_uri=tracker.uri,
+        model_file=model_file,
+        model_version=version,
+        step=state["step"],
+        metrics={k: float(v) for k, v in state.get("metrics", {}).items()},
+        dataset=dataset.summary(),
+        seconds=time.perf_counter() - start,
+    )
+
+
+def _upload_model(folder: Path, out: Location, name: str) -> str:
+    """Upload the model and split files (each object appears whole); returns the model's URI.
+
+    Raises:
+        ConfigError: the store refused them (the model is still in the run's MLflow artifacts).
+    """
+    try:
+        for file in (SPLIT_FILE, MODEL_FILE):
+            upload(folder / file, out.join(file))
+    except OSError as exc:
+        raise ConfigError(
+            f"run {name!r} finished, but writing its model to {out} failed ({exc}); the model "
+            "is in the run's MLflow artifacts (model/), and its checkpoints are kept"
+        ) from None
+    return str(out.join(MODEL_FILE))
+
+
+def _write_model(
+    state: dict[str, Any], out: Path, config: TrainConfig, tracker: RunTracker, dataset: Dataset
+) -> tuple[Path, str | None]:
+    """The model and split files in the local folder `out`, logged (and the model registered)
+    in MLflow; returns the model file and its registered version."""
     metrics = {k: float(v) for k, v in state.get("metrics", {}).items()}
     summary = dataset.summary()
-    out = Path(_expand(config.out))
     model_file = model_from_state(state).save(
         out / MODEL_FILE,
         run_id=tracker.run_id,
@@ -408,20 +478,9 @@ def _finish(
     tracker.log_file(out / SPLIT_FILE, "dataset")
     version = None
     tags = {k: f"{v:.4g}" for k, v in metrics.items() if k.startswith("val/")}
-    tags.update(step=state["step"], train_run=name, split_sha1=summary["split_sha1"])
+    tags.update(step=state["step"], train_run=config.name, split_sha1=summary["split_sha1"])
     if config.tracking.register_model:
         version = tracker.register_model(config.tracking.registered_model, model_file, tags)
     else:
         tracker.log_file(model_file, "model")
-    return TrainResult(
-        run_name=name,
-        run_dir=_run_dir(config, name),
-        mlflow_run_id=tracker.run_id,
-        tracking_uri=tracker.uri,
-        model_file=model_file,
-        model_version=version,
-        step=state["step"],
-        metrics=metrics,
-        dataset=summary,
-        seconds=time.perf_counter() - start,
-    )
+    return model_file, version
