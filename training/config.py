@@ -105,6 +105,9 @@ class TrainConfig(_Frozen):
     keep_checkpoints: int = Field(2, ge=1)
     max_failures: int = Field(2, ge=-1, description="worker restarts; -1 = unlimited")
     log_every: int = Field(10, ge=1)
+    validate_every: int | None = Field(
+        None, ge=1, description="steps between validations; null = at each epoch's end"
+    )
     seed: int = 0
     data: DataConfig = DataConfig()
     loss: LossConfig = LossConfig()

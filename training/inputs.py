@@ -1,9 +1,10 @@
 """The similarity sub-net on a batch of pairs: exactly what inference feeds ColorNet.
 
-Each pair goes through `ColorizationPipeline.prepare` (Lab, working copy, backbone features)
-and the pipeline's correspondence settings, then `colornet_inputs`: the same code the
-`trained` colorizer runs, so a trained model never sees inputs built another way. It runs
-under no_grad in the train step (frozen backbone), on the worker's device.
+Every pair's images go through `ColorizationPipeline.prepare_many` (Lab, working copy, and
+backbone features in one pass for the whole batch: training crops share one shape) and the
+pipeline's correspondence settings, then `network_inputs`: the same code the `trained`
+colorizer runs, so a trained model never sees inputs built another way. It runs under
+no_grad in the train step (frozen backbone), on the worker's device.
 """
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from chromaref.platform.models.colornet import colornet_inputs, colornet_target
+from chromaref.platform.colorizers.trained import network_inputs
+from chromaref.platform.models.colornet import ColorNetConfig, colornet_target
 from chromaref.platform.pipeline import ColorizationPipeline
 from chromaref.training.pairs import CHROMA, Pair
 
@@ -33,17 +35,17 @@ class Batch:
 
 
 @torch.no_grad()
-def make_batch(pipeline: ColorizationPipeline, pairs: Sequence[Pair]) -> Batch:
-    """Prepare both images of every pair, match them, and stack ColorNet's inputs.
+def make_batch(pipeline: ColorizationPipeline, pairs: Sequence[Pair], net: ColorNetConfig) -> Batch:
+    """Prepare both images of every pair, match them, and stack `net`'s inputs.
 
-    `prepare` runs under inference mode; the stacked tensors are cloned here, outside it, so
-    the train step may use them in autograd."""
+    `prepare_many` runs under inference mode; the stacked tensors are cloned here, outside
+    it, so the train step may use them in autograd."""
+    prepared = pipeline.prepare_many([p.target for p in pairs] + [p.reference for p in pairs])
     inputs, truth, lab = [], [], []
-    for pair in pairs:
-        target = pipeline.prepare(pair.target, name="target")
-        reference = pipeline.prepare(pair.reference, name="reference", full_l=False)
+    for target, reference in zip(prepared[: len(pairs)], prepared[len(pairs) :], strict=True):
         match = pipeline.correspond(target, reference)
-        inputs.append(colornet_inputs(target.l_work, target.grid, match))
+        propagation = pipeline.config.propagation
+        inputs.append(network_inputs(net, target.l_work, target.grid, match, propagation))
         truth.append(colornet_target(target.lab_work, match.grid_size))
         lab.append(target.lab_work)
     device = inputs[0].device

@@ -132,7 +132,7 @@ def train_loop(loop_config: dict[str, Any]) -> dict[str, Any]:
         if _inject_failure(config, step, rank, world, resumed=checkpoint is not None):
             time.sleep(FAIL_DELAY_S)  # test-only: a worker dying mid-run, once the controller
             os._exit(1)  # has collected the last report (it polls every 2 s)
-        batch = make_batch(pipeline, pairs)
+        batch = make_batch(pipeline, pairs, raw_model.config)
         losses = compute_losses(model(batch.inputs), batch, perceptual, config.loss)
         loss = losses.total
         if config.debug.nan_at_step == step:
@@ -158,7 +158,7 @@ def train_loop(loop_config: dict[str, Any]) -> dict[str, Any]:
             metrics.update(logged)
             if progress is not None:
                 progress.update.remote(step=step, total=total_steps, loss=logged["train/loss"])
-        if step % per_epoch == 0 or step == total_steps:
+        if step % (config.validate_every or per_epoch) == 0 or step == total_steps:
             epoch = math.ceil(step / per_epoch)
             scores, validated = _validate(raw_model, pipeline, val_pairs, config, device, master)
             metrics.update(validated)

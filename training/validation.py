@@ -16,12 +16,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
-from torch import nn
 
 from chromaref.platform.color import gray_image, lab_image, lab_to_rgb_keep_l, tensor_to_image
 from chromaref.platform.colorizers.trained import upsample_grid_ab
 from chromaref.platform.config import TrainedConfig
 from chromaref.platform.metrics import ab_histogram_distance, ab_ssim, colorfulness, psnr
+from chromaref.platform.models.colornet import ColorNet
 from chromaref.platform.pipeline import ColorizationPipeline
 from chromaref.training.config import LossConfig
 from chromaref.training.inputs import make_batch
@@ -56,7 +56,7 @@ class Scores:
 
 @torch.no_grad()
 def score_pairs(
-    model: nn.Module,
+    model: ColorNet,
     pipeline: ColorizationPipeline,
     pairs: Sequence[Pair],
     loss: LossConfig,
@@ -68,7 +68,7 @@ def score_pairs(
     upsample = TrainedConfig()
     scores = Scores()
     for pair in pairs:
-        batch = make_batch(pipeline, [pair])
+        batch = make_batch(pipeline, [pair], model.config)
         ab_grid = model(batch.inputs)
         l_work = batch.lab_work[:, :1]
         ab = upsample_grid_ab(ab_grid, l_work, l_work, upsample)

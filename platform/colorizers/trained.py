@@ -22,12 +22,18 @@ import torch
 from torch import Tensor
 
 from chromaref.platform.colorizers._base import COLORIZERS, Colorizer, PreparedImage
-from chromaref.platform.config import MatchingConfig, PipelineConfig, TrainedConfig
+from chromaref.platform.colorizers.training_free import propagated_grid_ab
+from chromaref.platform.config import (
+    MatchingConfig,
+    PipelineConfig,
+    PropagationConfig,
+    TrainedConfig,
+)
 from chromaref.platform.errors import ConfigError, WeightsError
 from chromaref.platform.filters import guided_upsample
 from chromaref.platform.models._weights_io import HOW_TO_GET
-from chromaref.platform.models.colornet import ColorNet, colornet_inputs
-from chromaref.platform.similarity import Correspondence
+from chromaref.platform.models.colornet import ColorNet, ColorNetConfig, colornet_inputs
+from chromaref.platform.similarity import Correspondence, FeatureGrid
 
 logger = logging.getLogger(__name__)
 
@@ -55,6 +61,19 @@ def _check_matching(model: ColorNet, matching: MatchingConfig) -> None:
         logger.warning("matching settings differ from training (trained, now): %s", differ)
 
 
+def network_inputs(
+    net: ColorNetConfig,
+    target_l_work: Tensor,
+    target_grid: FeatureGrid,
+    correspondence: Correspondence,
+    propagation: PropagationConfig,
+) -> Tensor:
+    """`colornet_inputs` for this network, at inference and in training alike: a residual
+    ColorNet also reads the training-free grid ab that it corrects."""
+    base = propagated_grid_ab(target_l_work, correspondence, propagation) if net.residual else None
+    return colornet_inputs(target_l_work, target_grid, correspondence, base)
+
+
 def upsample_grid_ab(
     ab_grid: Tensor, l_work: Tensor, l_full: Tensor, config: TrainedConfig
 ) -> Tensor:
@@ -74,6 +93,7 @@ class TrainedColorizer(Colorizer):
     def __init__(self, config: PipelineConfig) -> None:
         super().__init__(config)
         self.config = config.trained
+        self.propagation = config.propagation
         if self.config.model is None:
             raise WeightsError(
                 "the trained colorizer needs a model file and none ships yet; " + HOW_TO_GET
@@ -91,6 +111,8 @@ class TrainedColorizer(Colorizer):
     ) -> Tensor:
         if correspondence is None or target.grid is None:
             raise ConfigError("the trained colorizer needs matching features and a correspondence")
-        inputs = colornet_inputs(target.l_work, target.grid, correspondence)
+        inputs = network_inputs(
+            self.net.config, target.l_work, target.grid, correspondence, self.propagation
+        )
         self.net.to(inputs.device)
         return upsample_grid_ab(self.net(inputs), target.l_work, target.l_full, self.config)

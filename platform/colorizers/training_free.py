@@ -25,6 +25,23 @@ def match_confidence(similarity: Tensor, config: PropagationConfig) -> Tensor:
     return unit**config.confidence_power
 
 
+def propagated_grid_ab(
+    l_work: Tensor, correspondence: Correspondence, config: PropagationConfig
+) -> Tensor:
+    """The training-free ab on the matching grid: warped reference chroma where the match is
+    trusted, filled along the target's luminance elsewhere and faded to gray where nothing
+    matches. The trained colorizer's residual ColorNet starts from exactly this."""
+    return weighted_least_squares(
+        correspondence.warped_ab,
+        match_confidence(correspondence.similarity, config),
+        F.adaptive_avg_pool2d(l_work, correspondence.grid_size),
+        smoothness=config.smoothness,
+        sigma=config.edge_sigma,
+        prior=config.gray_prior,
+        iterations=config.iterations,
+    )
+
+
 @COLORIZERS.register("training-free")
 class TrainingFreeColorizer(Colorizer):
     name = "training-free"
@@ -39,19 +56,8 @@ class TrainingFreeColorizer(Colorizer):
         if correspondence is None:
             raise ConfigError("the training-free colorizer needs a correspondence")
         cfg = self.config
-        grid = correspondence.grid_size
-        l_grid = F.adaptive_avg_pool2d(target.l_work, grid)
-        ab_grid = weighted_least_squares(
-            correspondence.warped_ab,
-            match_confidence(correspondence.similarity, cfg),
-            l_grid,
-            smoothness=cfg.smoothness,
-            sigma=cfg.edge_sigma,
-            prior=cfg.gray_prior,
-            iterations=cfg.iterations,
-        )
         return guided_upsample(
-            ab_grid,
+            propagated_grid_ab(target.l_work, correspondence, cfg),
             target.l_work,
             target.l_full,
             radius=cfg.upsample_radius,

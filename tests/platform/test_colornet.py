@@ -14,7 +14,6 @@ from chromaref.platform import files
 from chromaref.platform.errors import ConfigError, WeightsError
 from chromaref.platform.models import (
     ColorNet,
-    ColorNetConfig,
     colornet_base,
     colornet_inputs,
     colornet_small,
@@ -53,18 +52,35 @@ def test_parameter_counts_small_trains_on_cpu_base_is_paper_sized():
     assert 0.3e6 < small.num_parameters() <= 2e6
     assert base.num_parameters() > 10 * small.num_parameters()
     assert base.config.widths == (64, 128, 256, 512)  # the paper's widths
-    assert small.config.in_channels == 3 + 6 + 496  # efficientnet_lite0 grid
+    # L, warped ab, the training-free ab it corrects, 6 similarities, efficientnet_lite0 grid
+    assert small.config.residual and small.config.in_channels == 3 + 2 + 6 + 496
 
 
 def test_output_is_ab_bounded_by_the_configured_scale():
-    x = torch.randn(1, ColorNetConfig().in_channels, 16, 24)
     for scale in (128.0, 100.0):
         net = colornet_small(ab_scale=scale).eval()
+        x = torch.randn(1, net.config.in_channels, 16, 24)
         with torch.inference_mode():
             net.head[-1].weight.mul_(1e4)  # drive tanh to saturation
             ab = net(x)
         assert float(ab.abs().max()) <= scale
         assert float(ab.abs().max()) > 0.5 * scale
+
+
+def test_a_residual_net_adds_a_bounded_correction_to_its_base_ab():
+    net = colornet_small().eval()
+    x = torch.randn(1, net.config.in_channels, 16, 24)
+    x[:, 3:5] = torch.linspace(-1.2, 1.2, 16 * 24).view(1, 1, 16, 24)  # base ab / 128
+    with torch.inference_mode():
+        untrained = net(x)
+        net.head[-1].bias.fill_(0.5)  # a correction of tanh(0.5) * 128 ~ 59 everywhere
+        corrected = net(x)
+    base = x[:, 3:5] * 128
+    inside = base.abs() < 128
+    torch.testing.assert_close(untrained[inside], base[inside], atol=1.0, rtol=0)
+    assert float(corrected.max()) <= 128 and float(corrected.min()) >= -128
+    shift = (corrected - base)[inside & (base < 0)]  # room for +59 below the bound
+    torch.testing.assert_close(shift.mean(), torch.tensor(59.2), atol=2.0, rtol=0)
 
 
 def test_bad_configs_and_inputs_are_clear_value_errors():
@@ -91,6 +107,11 @@ def test_inputs_layout_on_a_real_photo(pipeline, photo_rgb):
     torch.testing.assert_close(x[:, 3:4], corr.similarity)
     rms = x[:, 5 + levels :].pow(2).mean(dim=1).sqrt()
     torch.testing.assert_close(rms, torch.ones_like(rms), atol=1e-3, rtol=0)
+    base = torch.randn(1, 2, *corr.grid_size) * 20
+    residual = colornet_inputs(prepared.l_work, prepared.grid, corr, base)
+    assert residual.shape[1] == x.shape[1] + 2
+    torch.testing.assert_close(residual[:, 3:5] * 128, base)  # the ab a residual net corrects
+    torch.testing.assert_close(residual[:, 5:], x[:, 3:])
     target = colornet_target(prepared.lab_work, corr.grid_size)
     assert target.shape == (1, 2, *corr.grid_size) and float(target.abs().mean()) > 5
     _, smaller = _prepared_pair(pipeline, photo_rgb, "flower", long_side=128)
@@ -195,7 +216,7 @@ def test_small_net_overfits_one_real_pair_through_every_input(pipeline, photo_rg
     prepared, corr = _prepared_pair(pipeline, photo_rgb, "flower", long_side=128)
     x = colornet_inputs(prepared.l_work, prepared.grid, corr).requires_grad_(True)
     y = colornet_target(prepared.lab_work, corr.grid_size)
-    net = colornet_small()
+    net = colornet_small(residual=False)
     optimizer = torch.optim.Adam(net.parameters(), lr=2e-3)
     losses = []
     for _ in range(150):

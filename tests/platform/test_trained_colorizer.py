@@ -33,10 +33,11 @@ BIAS_AB = (15.0, 25.0)
 
 @pytest.fixture(scope="module")
 def random_model(tmp_path_factory) -> str:
-    """A randomly initialised colornet_small whose output bias is set to BIAS_AB, saved as a
-    trained run would save it; the bias makes its prediction recognisable in the result."""
+    """A randomly initialised plain (not residual) colornet_small whose output bias is set to
+    BIAS_AB, saved as a trained run would save it; the bias makes its prediction
+    recognisable in the result."""
     torch.manual_seed(1)
-    net = colornet_small()
+    net = colornet_small(residual=False)
     with torch.no_grad():
         net.head[-1].bias.copy_(torch.atanh(torch.tensor(BIAS_AB) / net.config.ab_scale))
     path = tmp_path_factory.mktemp("models") / "colornet_small.pt"
@@ -62,6 +63,23 @@ def test_random_model_colorizes_a_real_pair_end_to_end_keeping_l_and_size(
     [training_free] = pipeline(gray, [reference])
     assert not np.array_equal(out.rgb, training_free.rgb)
     assert {"features", "correspondence", "colorize", "convert"} <= set(out.seconds)
+
+
+@pytest.mark.slow
+def test_an_untrained_residual_model_colorizes_as_the_training_free_colorizer(
+    tmp_path, pipeline, photo_rgb
+):
+    """A residual ColorNet starts from the training-free grid ab: untrained (a near-zero
+    correction) its result is the training-free result, so training only adds to it."""
+    torch.manual_seed(0)
+    path = tmp_path / "residual.pt"
+    colornet_small().save(path, matching=MatchingConfig().model_dump())
+    gray, reference = gray_image(photo_rgb("aloe_l")), photo_rgb("aloe_r")
+    [trained] = ColorizationPipeline(_config(str(path)), device="cpu")(gray, [reference])
+    [training_free] = pipeline(gray, [reference])
+    ab_trained, ab_free = _lab(trained.rgb)[:, 1:], _lab(training_free.rgb)[:, 1:]
+    assert float(ab_free.abs().mean()) > 5  # a colorful result, not two grays compared
+    assert float((ab_trained - ab_free).abs().mean()) < 0.5
 
 
 def test_no_model_configured_says_how_to_get_one():

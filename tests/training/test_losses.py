@@ -27,9 +27,10 @@ def test_losses_of_both_branches_fall_on_an_overfit_of_one_batch(pipeline, train
     photos, _ = drop_duplicates(scan_items(list_corpus(train_corpus)[:4], min_chroma=2.0))
     maker = PairMaker(photos, photos, {}, config.data, 64)
     pairs = [maker.pair(i, sample_rng(0, i), (CHROMA, PERCEPTUAL)[i % 2]) for i in range(4)]
-    batch = make_batch(pipeline, pairs)
+    plain = config.model_copy(update={"model_options": {"residual": False}})
+    model = new_colornet(plain, pipeline.backbone)
+    batch = make_batch(pipeline, pairs, model.config)
     assert batch.chroma.tolist() == [True, False, True, False]
-    model = new_colornet(config, pipeline.backbone)
     optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
     perceptual = PerceptualLoss(pipeline.backbone, config.loss.perceptual_levels)
     history = []
@@ -43,6 +44,17 @@ def test_losses_of_both_branches_fall_on_an_overfit_of_one_batch(pipeline, train
     first, last = history[0], history[-1]
     assert last["total"] < 0.6 * first["total"]
     assert last["chroma"] < first["chroma"] and last["perceptual"] < first["perceptual"]
+    # the default, residual net starts from the training-free ab: on a warped view of the
+    # target itself that is already far closer to the truth than a plain net's gray start
+    residual = new_colornet(config, pipeline.backbone)
+    start = compute_losses(
+        residual(make_batch(pipeline, pairs, residual.config).inputs),
+        batch,
+        perceptual,
+        config.loss,
+    )
+    chroma, count = start.terms["chroma"]
+    assert float(chroma) / count < 0.5 * first["chroma"]
 
 
 def test_smoothness_is_cheap_at_luminance_edges_and_dear_in_flat_regions():
