@@ -159,3 +159,21 @@ def test_no_other_ray_version_is_named_anywhere_in_infra():
     text = "\n".join(p.read_text() for p in sorted((REPO / "infra").rglob("*")) if p.is_file())
     named = set(re.findall(r"(?<![\d.])\d+\.\d+\.\d+(?![\d.])", text))
     assert named == {ray.__version__, _pyproject()["project"]["version"]}, named
+
+
+def test_the_image_builds_the_bundled_index_where_chromaref_looks(dockerfile):
+    """The offline assets: the build step calls a function that exists, into the folder the
+    cache variable names, and runs the offline demo."""
+    import importlib
+
+    from chromaref.retrieval.storage import CACHE_ENV
+
+    env = " ".join(dockerfile.all("ENV"))
+    assert re.search(rf"\b{CACHE_ENV}=/\S+", env), f"the image does not set {CACHE_ENV}"
+    [build] = [run for run in dockerfile.all("RUN") if "python -c" in run]
+    snippet = re.search(r'python -c "([^"]+)"', build).group(1)
+    calls = re.findall(r"from ([\w.]+) import (\w+); (\w+)\(\)", snippet)
+    assert calls and all(name == called for _, name, called in calls), snippet
+    for module, name, _ in calls:
+        assert callable(getattr(importlib.import_module(module), name))
+    assert "chromaref demo" in build
