@@ -5,8 +5,12 @@ installed packages (scikit-image, scikit-learn, matplotlib, Debian ``opencv-doc`
 ``mate-backgrounds``). ``manifest.json`` records, for each one, its source package and file,
 license, credit, size, scene (photos of the same scene from other viewpoints share it) and
 category, plus the gray target / color reference pair used by ``chromaref demo``.
-``tools/make_assets.py`` rebuilds both. This module reads the manifest; it only uses the
-standard library.
+``photos/corpus/`` holds the reference corpus: smaller copies (long side <= 320 px) of photos of
+people, places, water, sky, plants, animals, food and objects from Debian packages that no
+training or evaluation set reads, listed under ``corpus`` in the manifest. The default index
+(``--auto`` with no ``--index``) is built from the whole ``photos/`` tree; tests and benchmarks
+use the core photos (``photos()``). ``python -m tools.make_assets`` rebuilds all of it.
+This module reads the manifest; it only uses the standard library.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from typing import Any
 
 __all__ = [
     "BundledPhoto",
+    "corpus_photos",
     "demo_pair",
     "photo",
     "photos",
@@ -64,8 +69,7 @@ def _manifest() -> dict[str, Any]:
     return manifest
 
 
-@cache
-def _photos() -> tuple[BundledPhoto, ...]:
+def _entries(key: str) -> tuple[BundledPhoto, ...]:
     folder = photos_dir()
     return tuple(
         BundledPhoto(
@@ -80,13 +84,28 @@ def _photos() -> tuple[BundledPhoto, ...]:
             scene=entry["scene"],
             category=entry["category"],
         )
-        for entry in _manifest()["photos"]
+        for entry in _manifest().get(key, [])
     )
+
+
+@cache
+def _photos() -> tuple[BundledPhoto, ...]:
+    return _entries("photos")
+
+
+@cache
+def _corpus() -> tuple[BundledPhoto, ...]:
+    return _entries("corpus")
 
 
 def photos() -> list[BundledPhoto]:
     """All bundled color photos, in manifest order (the demo's gray target is not one)."""
     return list(_photos())
+
+
+def corpus_photos() -> list[BundledPhoto]:
+    """The reference corpus photos (``photos/corpus/``), in manifest order."""
+    return list(_corpus())
 
 
 def photo(name: str) -> BundledPhoto:
