@@ -88,28 +88,37 @@ def _flat(x: Tensor) -> Tensor:
     return x.flatten(2).squeeze(0).T.contiguous()
 
 
-def _best_matches(
+def _matches_both_ways(
     query: Tensor,
     keys: Tensor,
-    values: Tensor | None,
+    values: Tensor,
     *,
     temperature: float,
     max_chunk_elements: int,
-) -> tuple[Tensor, Tensor, Tensor | None]:
-    """For each query row: best cosine, its key index, and (optionally) the softmax-weighted
-    average of `values`. Rows are processed in chunks of at most `max_chunk_elements` scores."""
+) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
+    """Best matches of every query row among the keys and of every key among the queries,
+    from one pass over the score matrix (the two directions share it: half the matmuls).
+
+    Returns, per query row: best cosine, its key index and the softmax-weighted average of
+    `values`; per key: best cosine and its query index. Rows go in chunks of at most
+    `max_chunk_elements` scores; ties resolve to the lowest index either way, as `max` does.
+    """
     rows = max(1, max_chunk_elements // keys.shape[0])
     best, index, soft = [], [], []
+    key_best = torch.full((keys.shape[0],), -torch.inf, dtype=query.dtype, device=query.device)
+    key_index = torch.zeros(keys.shape[0], dtype=torch.long, device=query.device)
     for start in range(0, query.shape[0], rows):
         scores = query[start : start + rows] @ keys.T
         top, arg = scores.max(dim=1)
         best.append(top)
         index.append(arg)
-        if values is not None:
-            weights = torch.softmax(scores.sub_(top[:, None]).div_(temperature), dim=1)
-            soft.append(weights @ values)
-    warped = torch.cat(soft) if values is not None else None
-    return torch.cat(best), torch.cat(index), warped
+        column_top, column_arg = scores.max(dim=0)
+        better = column_top > key_best  # strictly: an earlier chunk keeps a tie
+        key_best = torch.where(better, column_top, key_best)
+        key_index = torch.where(better, column_arg + start, key_index)
+        weights = torch.softmax(scores.sub_(top[:, None]).div_(temperature), dim=1)
+        soft.append(weights @ values)
+    return torch.cat(best), torch.cat(index), torch.cat(soft), key_best, key_index
 
 
 def correspond(
@@ -133,11 +142,8 @@ def correspond(
     hr, wr = reference.size
     ab = F.adaptive_avg_pool2d(reference_ab, (hr, wr))
     t, r = _flat(target.combined), _flat(reference.combined)
-    sim, match, warped = _best_matches(
+    sim, match, warped, back_sim, back_match = _matches_both_ways(
         t, r, _flat(ab), temperature=temperature, max_chunk_elements=max_chunk_elements
-    )
-    back_sim, back_match, _ = _best_matches(
-        r, t, None, temperature=temperature, max_chunk_elements=max_chunk_elements
     )
     round_trip = back_match[match]
     dy = torch.div(round_trip, w, rounding_mode="floor") - torch.div(
