@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import datetime as dt
 import json
 import os
@@ -13,6 +14,8 @@ from typing import Any
 
 import torch
 
+from chromaref.evaluation.run import METHODS
+from chromaref.platform.config import TrainedConfig
 from chromaref.platform.files import atomic_write_text
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -92,3 +95,15 @@ def table(headers: list[str], rows: list[list[Any]]) -> str:
     lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
     lines += ["| " + " | ".join(fmt(v) for v in row) + " |" for row in rows]
     return "\n".join(lines)
+
+
+def add_model_option(parser: argparse.ArgumentParser) -> None:
+    """`--model`: a ColorNet file (`chromaref train` writes one) adds a `trained` column."""
+    parser.add_argument("--model", help="ColorNet model file: adds the `trained` column")
+
+
+def compared_methods(model: str | None) -> tuple[tuple[str, ...], TrainedConfig]:
+    """The benchmark's methods: the evaluation's own, plus `trained` when a model is given."""
+    if model is None:
+        return METHODS, TrainedConfig()
+    return (*METHODS, "trained"), TrainedConfig(model=model)

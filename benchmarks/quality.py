@@ -22,9 +22,14 @@ import numpy as np
 import torch
 from PIL import Image
 
-from benchmarks._common import DOCS_IMAGES, table, write_json
+from benchmarks._common import (
+    DOCS_IMAGES,
+    add_model_option,
+    compared_methods,
+    table,
+    write_json,
+)
 from chromaref.evaluation.run import (
-    METHODS,
     colorize_each,
     method_pipelines,
     other_view,
@@ -60,17 +65,19 @@ def main() -> None:
     parser.add_argument("--grids", action="store_true", help="write example grids to docs/")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--limit", type=int, help="at most this many pairs of each kind")
+    add_model_option(parser)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
-    pipelines = method_pipelines(METHODS)
+    methods, trained = compared_methods(args.model)
+    pipelines = method_pipelines(methods, trained)
     scores: dict[tuple[str, str], list[dict[str, float]]] = defaultdict(list)
     examples: dict[str, list[list[np.ndarray]]] = defaultdict(list)
     per_pair = []
     for kind, label, truth, reference in pairs(args.limit):
         gray = gray_image(truth)
         results = {
-            m: out for m, [out] in colorize_each(gray, [reference], METHODS, pipelines).items()
+            m: out for m, [out] in colorize_each(gray, [reference], methods, pipelines).items()
         }
         truth_colorfulness = colorfulness(truth)
         row = {"kind": kind, "pair": label}
@@ -82,13 +89,13 @@ def main() -> None:
         if len(examples[kind]) < 4:
             examples[kind].append([gray, reference, results["training-free"], truth])
         print(
-            f"{kind:11s} {label:32s} " + " ".join(f"{m}={row[m]['psnr']:.2f}" for m in METHODS),
+            f"{kind:11s} {label:32s} " + " ".join(f"{m}={row[m]['psnr']:.2f}" for m in methods),
             flush=True,
         )
 
     summary_rows, summary = [], {}
     for kind in KINDS:
-        for method in METHODS:
+        for method in methods:
             runs = scores[(kind, method)]
             mean = {k: statistics.fmean(r[k] for r in runs) for k in runs[0]}
             summary[f"{kind}/{method}"] = {**mean, "n": len(runs)}
@@ -106,7 +113,8 @@ def main() -> None:
     print()
     headers = ["pairs", "method", "n", "PSNR dB", "SSIM", "colorfulness", "gap to truth"]
     print(table(headers, summary_rows))
-    path = write_json("quality", {"summary": summary, "pairs": per_pair})
+    model = {"model": trained.model} if trained.model else {}
+    path = write_json("quality", {"summary": summary, "pairs": per_pair, **model})
     print(f"\nwrote {path}")
     if args.grids:
         DOCS_IMAGES.mkdir(parents=True, exist_ok=True)

@@ -25,10 +25,17 @@ import torch
 from PIL import Image
 
 from benchmarks import datasets
-from benchmarks._common import DOCS_IMAGES, table, write_json
+from benchmarks._common import (
+    DOCS_IMAGES,
+    add_model_option,
+    compared_methods,
+    table,
+    write_json,
+)
 from chromaref.evaluation.report import diversity_by_method, summarise, write_report
-from chromaref.evaluation.run import METHODS, evaluate, index_retriever
+from chromaref.evaluation.run import evaluate, index_retriever
 from chromaref.platform.assets import photos
+from chromaref.platform.config import TrainedConfig
 from chromaref.retrieval.build import BuildConfig, build_index
 from chromaref.retrieval.index import Index
 
@@ -49,7 +56,9 @@ DOMAINS: dict[str, Callable[[Path], None]] = {
 }
 
 
-def run_domain(name: str, work: Path, limit: int) -> dict | None:
+def run_domain(
+    name: str, work: Path, limit: int, methods: tuple[str, ...], trained: TrainedConfig
+) -> dict | None:
     corpus = work / name / "corpus"
     try:
         DOMAINS[name](corpus)
@@ -58,8 +67,10 @@ def run_domain(name: str, work: Path, limit: int) -> dict | None:
         return None
     build_index(corpus, work / name / "index", config=BuildConfig(runner="local"))
     index = Index.open(work / name / "index")
-    result = evaluate(corpus, methods=METHODS, retrieve=index_retriever(index), limit=limit)
-    report = write_report(result, work / name / "report", METHODS)
+    result = evaluate(
+        corpus, methods=methods, retrieve=index_retriever(index), limit=limit, trained=trained
+    )
+    report = write_report(result, work / name / "report", methods)
     # the docs show the most colorful truth: there is the most to get right (or wrong)
     colorful = max(
         (r for r in result.rows if r["method"] == "gray"), key=lambda r: r["colorfulness_gap"]
@@ -88,13 +99,17 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=16, help="images evaluated per domain")
     parser.add_argument("--domains", default=",".join(DOMAINS), help="comma-separated")
     parser.add_argument("--threads", type=int, default=2)
+    add_model_option(parser)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    methods, trained = compared_methods(args.model)
     with tempfile.TemporaryDirectory(prefix="chromaref-studies-") as tmp:
         results = {
-            name: run_domain(name, Path(tmp), args.limit) for name in args.domains.split(",")
+            name: run_domain(name, Path(tmp), args.limit, methods, trained)
+            for name in args.domains.split(",")
         }
-    path = write_json("studies", {"limit": args.limit, "domains": results})
+    model = {"model": trained.model} if trained.model else {}
+    path = write_json("studies", {"limit": args.limit, "domains": results, **model})
     print(f"\nwrote {path}")
 
 
