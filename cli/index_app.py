@@ -39,7 +39,15 @@ def build(
             "e.g. ?endpoint_override=host:9000&scheme=http)."
         ),
     ],
-    out: Annotated[Path, typer.Option("--out", "-o", help="Index folder to create/replace.")],
+    out: Annotated[
+        str,
+        typer.Option(
+            "--out",
+            "-o",
+            help="Index folder to create/replace, or an object-store URI (s3://bucket/idx?...): "
+            "built locally, then uploaded with manifest.json last.",
+        ),
+    ],
     address: Annotated[
         str | None,
         typer.Option(
@@ -135,7 +143,7 @@ def build(
 @index_app.command("search")
 @friendly_errors
 def search(
-    index: Annotated[Path, typer.Argument(help="Index folder.")],
+    index: Annotated[str, typer.Argument(help="Index folder or object-store URI.")],
     query: Annotated[Path, typer.Argument(help="Query image (gray or color).")],
     top: Annotated[int, typer.Option(help="How many references.")] = 5,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,

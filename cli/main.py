@@ -89,7 +89,8 @@ def colorize(
     ] = False,
     top: Annotated[int, typer.Option(help="With --auto: how many references (results).")] = 3,
     index: Annotated[
-        Path | None, typer.Option(help="With --auto: index folder (`chromaref index build`).")
+        str | None,
+        typer.Option(help="With --auto: index folder or URI (`chromaref index build`)."),
     ] = None,
     trust_index: Annotated[
         bool,

@@ -42,7 +42,7 @@ class VideoJob:
     out: Path
     references: tuple[Path, ...]
     auto_top: int  # 0: the given references
-    index: Path | None
+    index: str | None
     trust_index: bool
     working_size: int
     temporal: bool
@@ -142,7 +142,7 @@ def video_command(
         bool, typer.Option(help="Retrieve references from an index at each scene.")
     ] = False,
     top: Annotated[int, typer.Option(help="With --auto: how many output videos.")] = 1,
-    index: Annotated[Path | None, typer.Option(help="With --auto: index folder.")] = None,
+    index: Annotated[str | None, typer.Option(help="With --auto: index folder or URI.")] = None,
     trust_index: Annotated[
         bool, typer.Option(help="With --auto: take the index's storage options.")
     ] = False,

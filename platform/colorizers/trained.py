@@ -51,7 +51,9 @@ def _check_matching(model: ColorNet, matching: MatchingConfig) -> None:
             f"{matching.backbone}; set matching.backbone={backbone} or use a model trained on "
             f"{matching.backbone}"
         )
-    current = matching.model_dump(mode="json", exclude={"max_chunk_elements"})  # memory only
+    # memory only; and training crops are sized on their own (a convolutional net on grid
+    # cells of the same stride), so another working size is not a mismatch
+    current = matching.model_dump(mode="json", exclude={"max_chunk_elements", "working_size"})
     differ = {
         k: (v, current[k])
         for k, v in stored.items()

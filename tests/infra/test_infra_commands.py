@@ -160,20 +160,10 @@ def _uri_cases() -> list:
     docs = [
         yaml.safe_load(p.read_text()) for p in sorted((REPO / "infra/kuberay").glob("rayjob-*"))
     ]
-    cases = []
-    for doc in docs:
-        argv = shlex.split(doc["spec"]["entrypoint"])
-        marks = []
-        if argv[:3] == ["chromaref", "index", "build"]:
-            marks = [
-                pytest.mark.xfail(
-                    strict=True,
-                    reason="cli/index_app.py types --out as a Path, which turns s3://b/x into "
-                    "s3:/b/x; build_index takes URIs (remove this mark when --out is a str)",
-                )
-            ]
-        cases.append(pytest.param(argv, marks=marks, id=doc["metadata"]["name"]))
-    return cases
+    return [
+        pytest.param(shlex.split(doc["spec"]["entrypoint"]), id=doc["metadata"]["name"])
+        for doc in docs
+    ]
 
 
 @pytest.mark.parametrize("argv", _uri_cases())
