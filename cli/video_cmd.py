@@ -177,12 +177,16 @@ def video_command(
     if top < 1:
         raise ConfigError(f"--top must be at least 1, got {top}")
     clips = find_clips(inputs)
+    out = out.expanduser().resolve()  # absolute: a cluster's workers run in another folder
     out.mkdir(parents=True, exist_ok=True)
+    references = tuple(r.expanduser().resolve() for r in reference or ())
+    if index and "://" not in index:
+        index = str(Path(index).expanduser().resolve())
     jobs = [
         VideoJob(
-            clip,
+            clip.resolve(),
             out,
-            tuple(reference or ()),
+            references,
             top if auto else 0,
             index,
             trust_index,

@@ -89,11 +89,13 @@ def serve_until_stopped(
     if not verbose:  # Serve's own start-up lines; its request log stays in Ray's log files
         logging.getLogger("ray.serve").setLevel(logging.WARNING)
     stop = stop or threading.Event()
-    previous = {}
+    previous, deployed = {}, False
     if threading.current_thread() is threading.main_thread():  # signals reach only it
         previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in _STOP_SIGNALS}
     try:
         serve.start(http_options={"host": endpoint.host, "port": endpoint.port})
+        _check_serve_listens_at(endpoint)
+        deployed = True  # from here on the app is ours to remove
         try:
             serve.run(build(config), name=APP_NAME, route_prefix="/")
         except Exception as exc:  # a replica failed to start: Ray reports it many ways
@@ -108,11 +110,25 @@ def serve_until_stopped(
         if private:
             serve.shutdown()
             ray.shutdown()
-        elif ray.is_initialized():
+        elif deployed and ray.is_initialized():
             serve.delete(APP_NAME)
 
 
 _STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+def _check_serve_listens_at(endpoint: Endpoint) -> None:
+    """A cluster has one Serve HTTP address, set by whoever started Serve there first;
+    `serve.start` only warns that another one is ignored. Refuse rather than announce a URL
+    that nothing listens on."""
+    from ray.serve.context import _get_global_client
+
+    http = _get_global_client().http_config
+    if http.port != endpoint.port:
+        raise ConfigError(
+            f"Serve already runs on this cluster and listens on port {http.port} (one HTTP "
+            f"port per cluster); use --port {http.port}"
+        )
 
 
 def _ray_address_from_env() -> str | None:
