@@ -117,9 +117,9 @@ def _decoded(data: bytes, name: str) -> np.ndarray:
 def evaluation_images() -> Iterator[tuple[str, np.ndarray]]:
     """`(name, RGB)` of every image an evaluation or benchmark uses; a source whose package is
     missing is logged and left out (nothing of it can then reach the training set either)."""
-    for path in sorted(photos_dir().iterdir()):
+    for path in sorted(photos_dir().rglob("*")):  # the core photos and the corpus
         if path.suffix.lower() in IMAGE_SUFFIXES:
-            yield f"bundled:{path.name}", load_image(path).rgb
+            yield f"bundled:{path.relative_to(photos_dir()).as_posix()}", load_image(path).rgb
     for bundle in sorted({bundle for bundle, _ in datasets.EVALUATION_SOURCES}):
         try:
             files = datasets.bundle_files(bundle)
