@@ -95,3 +95,17 @@ def test_checkpoints_model_and_artifacts_in_the_store_and_resume_from_it(
     resumed = train(config, resume=True)
     assert resumed.step == 3 and resumed.mlflow_run_id == run_id
     assert latest_checkpoint_state(first.run_dir)["step"] == 3
+
+
+def test_an_experiment_keeping_its_artifacts_elsewhere_is_refused(s3, tmp_path):
+    """Runs cannot move an existing experiment's artifacts: a run with storage in a store
+    names a new experiment instead of silently writing its artifacts to the old place."""
+    from chromaref.platform.errors import ConfigError
+    from chromaref.retrieval.storage import locate
+    from chromaref.training.config import TrackingConfig
+    from chromaref.training.tracking import RunTracker
+
+    uri, config = f"sqlite:///{tmp_path / 'mlruns.db'}", TrackingConfig(experiment="local")
+    RunTracker.create(uri, config, run_name="first", cwd=tmp_path)  # artifacts in mlartifacts/
+    with pytest.raises(ConfigError, match=r"keeps its artifacts in file:.*tracking\.experiment"):
+        RunTracker.create(uri, config, run_name="second", artifacts=locate(s3.uri("runs/x")))
