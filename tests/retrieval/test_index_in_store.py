@@ -95,3 +95,21 @@ def test_a_prefix_holding_other_objects_is_not_overwritten(s3, local_index, tmp_
     with pytest.raises(ConfigError, match=r"notes\.txt, which an index build did not write"):
         publish(copy, locate(s3.uri("indexes/mixed")))
     assert s3.keys("indexes/mixed") == ["notes.txt"]
+
+
+def test_cli_builds_into_the_store_and_colorizes_from_it(s3, corpus, tmp_path, cache):
+    from typer.testing import CliRunner
+
+    from chromaref.cli.main import app
+
+    uri = s3.uri("indexes/cli")
+    built = CliRunner().invoke(app, ["index", "build", str(corpus), "--out", uri, "--local", "-q"])
+    assert built.exit_code == 0, built.output
+    assert store.MANIFEST in s3.keys("indexes/cli")
+    shutil.rmtree(cache)
+    target = sorted(corpus.glob("food/*.jpg"))[0]
+    args = ["colorize", str(target), "--auto", "--top", "1", "--index", uri, "-q"]
+    done = CliRunner().invoke(app, [*args, "--out", str(tmp_path / "out")])
+    assert done.exit_code == 0, done.output
+    assert len(list((tmp_path / "out").glob("*__auto1-*.png"))) == 1
+    assert list((cache / "indexes").glob("remote-*"))  # fetched from the store
