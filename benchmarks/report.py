@@ -31,6 +31,7 @@ METHOD_NAMES = {
     "reinhard": "Reinhard 2001",
     "welsh": "Welsh 2002",
     "training-free": "chromaref (training-free)",
+    "trained": "chromaref (trained)",
 }
 VECTOR_HEADERS = [
     "vectors",

@@ -24,13 +24,16 @@ SPEED_HEADERS = [
 ]
 
 
-def speed_rows(results: list[Results]) -> list[list[Any]]:
-    """One row per size: chromaref's stage timings next to the Reinhard baseline's."""
+def speed_table(results: list[Results]) -> str:
+    """One row per size: chromaref's stage timings next to the Reinhard baseline's, and the
+    trained colorizer's total and peak memory when it was measured too."""
+    trained = any(r["method"] == "trained" for r in results)
+    headers = SPEED_HEADERS + (["trained s", "trained peak MB"] if trained else [])
     rows = []
     for size in sorted({r["size"] for r in results}):
-        ours, base = (
-            next(r for r in results if r["size"] == size and r["method"] == m)
-            for m in ("training-free", "reinhard")
+        ours, base, learned = (
+            next((r for r in results if r["size"] == size and r["method"] == m), None)
+            for m in ("training-free", "reinhard", "trained")
         )
         s = ours["median_s"]
         rows.append(
@@ -40,7 +43,9 @@ def speed_rows(results: list[Results]) -> list[list[Any]]:
              f"{s['total'] / base['median_s']['total']:.1f}x", f"{ours['peak_rss_mb']:.0f}",
              f"{base['peak_rss_mb']:.0f}"]
         )  # fmt: skip
-    return rows
+        if trained:
+            rows[-1] += [learned["median_s"]["total"], f"{learned['peak_rss_mb']:.0f}"]
+    return table(headers, rows)
 
 
 COLD_HEADERS = ["condition", "chromaref cold s", "Reinhard cold s", "cold ratio",
@@ -90,7 +95,7 @@ def speed_section(results: Results | None, device: str, figures: list[Figure]) -
     )
     if results is None:
         return text
-    text += table(SPEED_HEADERS, speed_rows(results["results"])) + "\n\n"
+    text += speed_table(results["results"]) + "\n\n"
     text += (
         "The correspondence costs the same at every size (matching runs on a copy capped at "
         "256 px); what grows with the pixels is full-resolution Lab conversion, upsampling and "
@@ -129,7 +134,7 @@ def speed_section(results: Results | None, device: str, figures: list[Figure]) -
 
 def _speed_plot(fig: Any, results: list[Results]) -> None:
     ax_t, ax_m = fig.subplots(1, 2)
-    for method in ("training-free", "reinhard"):
+    for method in sorted({r["method"] for r in results}):
         rows = sorted((r for r in results if r["method"] == method), key=lambda r: r["pixels"])
         mp = [r["pixels"] / 1e6 for r in rows]
         label = METHOD_NAMES[method]

@@ -41,14 +41,20 @@ from pathlib import Path
 
 from PIL import Image
 
-from benchmarks._common import RESULTS_DIR, machine, run_child, table, write_json
+from benchmarks._common import (
+    RESULTS_DIR,
+    add_model_option,
+    machine,
+    run_child,
+    table,
+    write_json,
+)
 from benchmarks.report_speed import (
     COLD_HEADERS,
     LARGE_HEADERS,
-    SPEED_HEADERS,
     cold_rows,
     large_rows,
-    speed_rows,
+    speed_table,
 )
 from chromaref.platform.files import atomic_write_text
 
@@ -66,12 +72,14 @@ def _rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
-def child(size: int, method: str, repeats: int, device: str, threads: int) -> dict:
+def child(
+    size: int, method: str, repeats: int, device: str, threads: int, model: str | None = None
+) -> dict:
     """Runs in its own process: one (size, method) measurement."""
     import torch
 
     from chromaref.platform.assets import photo
-    from chromaref.platform.config import PipelineConfig
+    from chromaref.platform.config import PipelineConfig, TrainedConfig
     from chromaref.platform.images import load_image, save_image
     from chromaref.platform.pipeline import ColorizationPipeline
     from chromaref.platform.timing import StageTimer
@@ -81,7 +89,8 @@ def child(size: int, method: str, repeats: int, device: str, threads: int) -> di
         target_image = _resized_gray(size)
         target_path = Path(tmp) / "target.png"
         target_image.save(target_path)
-        pipe = ColorizationPipeline(PipelineConfig(colorizer=method), device=device)
+        config = PipelineConfig(colorizer=method, trained=TrainedConfig(model=model))
+        pipe = ColorizationPipeline(config, device=device)
         reference = pipe.prepare(load_image(photo(REFERENCE).path), name=REFERENCE)
         rss_after_load = _rss_mb()
         runs = []
@@ -296,8 +305,11 @@ def _write_cold(rows: list[dict]) -> Path:
     return path
 
 
-def _run_child(size: int, method: str, repeats: int, device: str, threads: int) -> dict:
+def _run_child(
+    size: int, method: str, repeats: int, device: str, threads: int, model: str | None
+) -> dict:
     args = ["--child", str(size), method, "--repeats", str(repeats)]
+    args += ["--model", model] if method == "trained" else []
     return run_child("speed", [*args, "--device", device, "--threads", str(threads)])
 
 
@@ -314,9 +326,11 @@ def main() -> None:
     parser.add_argument("--no-small", action="store_true", help="skip the 256..2048 px runs")
     parser.add_argument("--warm-child", metavar="METHOD", help=argparse.SUPPRESS)
     parser.add_argument("--cold-only", action="store_true", help="only the cold/warm CLI rows")
+    add_model_option(parser)
     args = parser.parse_args()
     if args.child:
-        result = child(int(args.child[0]), args.child[1], args.repeats, args.device, args.threads)
+        size, method = int(args.child[0]), args.child[1]
+        result = child(size, method, args.repeats, args.device, args.threads, args.model)
         print(json.dumps(result))
         return
     if args.warm_child:
@@ -329,13 +343,14 @@ def main() -> None:
         return
     sizes = () if args.no_small else (512,) if args.quick else SIZES
     repeats = 2 if args.quick else args.repeats
+    methods = (*METHODS, "trained") if args.model else METHODS
     results = [
-        _run_child(size, method, repeats, args.device, args.threads)
+        _run_child(size, method, repeats, args.device, args.threads, args.model)
         for size in sizes
-        for method in METHODS
+        for method in methods
     ]
     if results:
-        print(table(SPEED_HEADERS, speed_rows(results)))
+        print(speed_table(results))
     megapixels = args.large if args.large is not None else () if args.quick else LARGE_MEGAPIXELS
     large_results = [large(mp) for mp in megapixels]
     if large_results:
