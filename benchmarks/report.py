@@ -439,6 +439,7 @@ def render() -> tuple[str, list[Figure]]:
     """The whole page from the results on disk, and the plots it links to."""
     from benchmarks.report_serving import serving_section  # here: they import this module
     from benchmarks.report_speed import speed_section
+    from benchmarks.report_training import training_section
     from benchmarks.report_video import video_section
 
     gpu = _load("speed_cuda")
@@ -453,6 +454,7 @@ def render() -> tuple[str, list[Figure]]:
         vector_index_section(_load("vector_index"), figures),
         serving_section(_load("serving"), figures),
         video_section(_load("video")),
+        training_section(_load("training"), figures),
         speed_section(gpu, "cuda", figures)
         if gpu
         else "## GPU\n\nNo GPU figures yet: run `python -m benchmarks.run --gpu` on a CUDA "

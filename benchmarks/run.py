@@ -26,6 +26,7 @@ SUITES = {
         "vector_index": [],
         "serving": [],
         "video": [],
+        "training": [],
     },
     "quick": {
         "speed": ["--quick"],
@@ -35,6 +36,7 @@ SUITES = {
         "vector_index": ["--quick"],
         "serving": ["--quick"],
         "video": ["--quick"],
+        "training": ["--steps", "10", "--size", "64"],
     },
     "smoke": {
         "speed": ["--quick"],
