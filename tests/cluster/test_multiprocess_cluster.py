@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import io
 import json
+import os
 import shutil
 import signal
 import subprocess
@@ -25,6 +26,7 @@ import requests
 import yaml
 from clips import decode_all, pan_frames, write_clip
 from PIL import Image
+from ray_start_cluster import CliCluster
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow, pytest.mark.integration]
 
@@ -132,20 +134,14 @@ def training_config(work) -> Path:
     return path
 
 
-def _train(cluster, config: Path, cwd: Path, *address: str, **env: str) -> dict:
-    """One `chromaref train` run from `cwd` (its own MLflow store); its losses per step."""
+def _train(cluster, config: Path, cwd: Path) -> dict:
+    """One `chromaref train --address` run from `cwd` (its own MLflow store); its losses per
+    step."""
     from mlflow import MlflowClient
 
     cwd.mkdir()
-    command = [str(Path(sys.executable).parent / "chromaref"), "train", "--config", str(config)]
-    done = subprocess.run(
-        [*command, "--set", "name=multinode", "--quiet", *address],
-        cwd=cwd,
-        env={**cluster.env, **env},
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    args = ["--config", str(config), "--set", "name=multinode", "--address", cluster.address]
+    done = cluster.cli("train", *args, "--quiet", cwd=cwd)
     assert _ok(done).strip().endswith("colornet.pt")
     client = MlflowClient(f"sqlite:///{cwd / 'mlruns.db'}")
     [run] = client.search_runs([client.get_experiment_by_name("chromaref").experiment_id])
@@ -161,19 +157,23 @@ def test_training_on_the_cluster_repeats_a_single_node_run(cli_cluster, training
     """Same seed, same first steps. Ray Train places rank 0 on either node, but placement
     cannot change the numbers: each rank's batches depend only on (seed, rank, step), the
     logged loss is the all-reduced mean over both ranks, DDP starts both from rank 0's
-    weights, and a 1-CPU worker runs torch on 1 thread in both runs."""
+    weights, and a 1-CPU worker runs torch on 1 thread in both runs.
+
+    The single node is a `ray start` node of 2 CPUs, not the CLI's private Ray: with several
+    Ray instances on the machine (as here), Ray Train's PlacementGroupCleaner cannot tell
+    which one a private instance is and prints a traceback (see the report of issue 14)."""
     import torch
 
     from chromaref.platform.models import ColorNet
 
-    on_cluster = _train(
-        cli_cluster, training_config, work / "train_cluster", "--address", cli_cluster.address
-    )
-    single_home = cli_cluster.home / "single"  # its own Ray folder: a private 1-node Ray
-    (single_home / "ray").mkdir(parents=True)
-    single = _train(
-        cli_cluster, training_config, work / "train_single", RAY_TMPDIR=str(single_home)
-    )
+    on_cluster = _train(cli_cluster, training_config, work / "train_cluster")
+    one_node = CliCluster(head_cpus=2, worker_nodes=0)
+    try:
+        one_node.start()
+        single = _train(one_node, training_config, work / "train_single")
+    finally:
+        one_node.stop()
+    assert not one_node.processes()
     assert [step for step, _ in on_cluster["history"]["train/loss"]] == [1, 2]
     for key, steps in single["history"].items():
         assert [s for s, _ in on_cluster["history"][key]] == [s for s, _ in steps], key
@@ -185,7 +185,6 @@ def test_training_on_the_cluster_repeats_a_single_node_run(cli_cluster, training
     assert trained.keys() == reference.keys()
     for name, tensor in reference.items():
         torch.testing.assert_close(trained[name], tensor, rtol=1e-4, atol=1e-6)
-    assert not [p for p in cli_cluster.processes() if str(single_home) in _cmdline(p)]
 
 
 # ---------------------------------------------------------------------------- serving
@@ -259,24 +258,34 @@ def test_serve_on_the_cluster_answers_a_colorize_request(served, cli_cluster):
     assert len(raylets) == 2  # stopping `serve --address` leaves the cluster running
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG (serving/runner.py serve_until_stopped): on a cluster where Serve already "
-    "runs, serve.start ignores the new --port ('The new HTTP config is ignored') and the CLI "
-    "announces a URL nothing listens on",
-)
-def test_a_second_serve_on_the_cluster_listens_where_it_says(
+def test_a_second_serve_on_another_port_is_refused_naming_serves_port(
     served, cli_cluster, local_index, work
 ):
+    """A cluster has one Serve HTTP port; announcing another would be a URL nothing
+    listens on."""
     assert served["url"], served["err"]  # Serve now runs on the cluster, on served["port"]
     process, url = _serve(cli_cluster, local_index, cli_cluster.free_port(), work)
+    code, err = _stop(process)
+    assert url is None and code == 2, err
+    [line] = [line for line in err.splitlines() if line.startswith("error:")]
+    assert f"--port {served['port']}" in line and "Traceback" not in err
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="BUG (cli/serve_cmd.py serve_command): a relative --index reaches the replicas as "
+    "given, and a cluster's replicas run in another folder: 'Failed to update the "
+    "deployments ['Retriever']'",
+)
+def test_serve_on_the_cluster_takes_a_relative_index(served, cli_cluster, local_index, work):
+    relative = os.path.relpath(local_index, work)
+    process, url = _serve(cli_cluster, Path(relative), served["port"], work)
     try:
-        if url is not None:  # announced: it must answer there
-            assert requests.get(url + "healthz", timeout=30).status_code == 200
+        assert url is not None, "the application did not start"
+        assert requests.get(url + "readyz", timeout=60).status_code == 200
     finally:
         code, err = _stop(process)
-    if url is None:  # refused instead: one line that names the port Serve really uses
-        assert code == 2 and str(served["port"]) in err, err
+    assert code == 0, err
 
 
 # ---------------------------------------------------------------------------- video batch
@@ -314,12 +323,8 @@ def test_video_batch_on_the_cluster_equals_a_local_run(cli_cluster, clips, work)
             assert np.abs(got.astype(int) - want).max() <= 2  # the same colorization
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG (cli/video_cmd.py video_command): relative clip/--out/--reference paths reach "
-    "the Ray tasks as given, and a cluster's workers run in another folder",
-)
 def test_video_batch_on_the_cluster_takes_relative_paths(cli_cluster, clips, work):
+    """Clip, --reference and --out as typed; the cluster's workers run in another folder."""
     done = _video(
         cli_cluster, work, "clips", "reference.jpg", "v_relative", "--address", cli_cluster.address
     )
