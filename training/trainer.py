@@ -161,9 +161,11 @@ def _ray_storage(where: Location) -> dict[str, Any]:
 
 def latest_checkpoint_state(run_dir: str) -> dict[str, Any] | None:
     """The newest checkpoint of a Ray Train run folder (path or URI), or None when it has none."""
-    where = _ray_storage(locate(run_dir))
+    where = locate(run_dir)
     try:
-        result = ray.train.Result.from_path(where["storage_path"], where.get("storage_filesystem"))
+        result = ray.train.Result.from_path(
+            where.path, None if where.is_local else where.filesystem
+        )
     except RuntimeError:  # no such folder, or no checkpoint was ever written
         return None
     if result.checkpoint is None:
