@@ -66,7 +66,13 @@ def train_command(
     address: Annotated[
         str | None, typer.Option(help="Ray cluster (host:port, ray://..., auto); $RAY_ADDRESS.")
     ] = None,
-    out: Annotated[Path | None, typer.Option("--out", "-o", help="Model folder.")] = None,
+    out: Annotated[
+        str | None, typer.Option("--out", "-o", help="Model folder or object-store URI.")
+    ] = None,
+    storage: Annotated[
+        str | None,
+        typer.Option(help="Where Ray Train keeps run folders and checkpoints: a folder or URI."),
+    ] = None,
     settings: Annotated[
         list[str] | None, typer.Option("--set", help="KEY=VALUE for any setting (optim.lr=1e-4).")
     ] = None,
@@ -90,7 +96,8 @@ def train_command(
         "gpus_per_worker": gpus_per_worker,
         "epochs": epochs,
         "steps": steps,
-        "out": str(out) if out else None,
+        "out": out,
+        "storage": storage,
     }
     overrides = {k: v for k, v in options.items() if v is not None}
     overrides.update(parse_assignment(text) for text in settings or ())
