@@ -3,8 +3,9 @@ start` head and a `ray start` worker node of 1 CPU each on 127.0.0.1): `index bu
 `serve` and a `video` batch give what a single-node run gives, and stopping the cluster leaves
 no process and no address file behind.
 
-Two descriptor actors, two training workers and two video tasks of 1 CPU each on two nodes of
-1 CPU each: Ray has to put one on each node, so the work does cross nodes.
+Two descriptor actors and two training workers of 1 CPU each on two nodes of 1 CPU each: Ray
+has to put one on each node, so that work does cross nodes (the two 1-CPU video tasks may
+share one node, one after the other).
 """
 
 from __future__ import annotations
