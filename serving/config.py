@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from chromaref.platform.config import MatchingConfig, PipelineConfig
 from chromaref.platform.images import DEFAULT_MAX_PIXELS
@@ -75,6 +75,16 @@ class ServeConfig(_Strict):
 
     index: str | None = Field(None, description="index folder; None: the bundled photos")
     trust_index: bool = False
+
+    @field_validator("index")
+    @classmethod
+    def _absolute_index(cls, index: str | None) -> str | None:
+        """A local folder made absolute where the settings are read: replicas on a cluster
+        run in other folders (URIs are left as they are)."""
+        if index is None or "://" in index:
+            return index
+        return str(Path(index).expanduser().resolve())
+
     method: str = Field(
         PipelineConfig().colorizer, description="colorizer (`chromaref colorize --method`)"
     )

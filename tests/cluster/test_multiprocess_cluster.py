@@ -272,12 +272,6 @@ def test_a_second_serve_on_another_port_is_refused_naming_serves_port(
     assert f"--port {served['port']}" in line and "Traceback" not in err
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG (cli/serve_cmd.py serve_command): a relative --index reaches the replicas as "
-    "given, and a cluster's replicas run in another folder: 'Failed to update the "
-    "deployments ['Retriever']'",
-)
 def test_serve_on_the_cluster_takes_a_relative_index(served, cli_cluster, local_index, work):
     relative = os.path.relpath(local_index, work)
     process, url = _serve(cli_cluster, Path(relative), served["port"], work)
