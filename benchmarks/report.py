@@ -437,7 +437,8 @@ def _with_readme_results(readme: str) -> str:
 
 def render() -> tuple[str, list[Figure]]:
     """The whole page from the results on disk, and the plots it links to."""
-    from benchmarks.report_serving import serving_section  # here: they import this module
+    from benchmarks.report_cluster import cluster_section  # here: they import this module
+    from benchmarks.report_serving import serving_section
     from benchmarks.report_speed import speed_section
     from benchmarks.report_training import training_section
     from benchmarks.report_video import video_section
@@ -455,6 +456,7 @@ def render() -> tuple[str, list[Figure]]:
         serving_section(_load("serving"), figures),
         video_section(_load("video")),
         training_section(_load("training"), figures),
+        cluster_section(_load("cluster_scaling")),
         speed_section(gpu, "cuda", figures)
         if gpu
         else "## GPU\n\nNo GPU figures yet: run `python -m benchmarks.run --gpu` on a CUDA "

@@ -27,6 +27,7 @@ SUITES = {
         "serving": [],
         "video": [],
         "training": [],
+        "cluster_scaling": [],
     },
     "quick": {
         "speed": ["--quick"],
@@ -37,6 +38,7 @@ SUITES = {
         "serving": ["--quick"],
         "video": ["--quick"],
         "training": ["--steps", "10", "--size", "64"],
+        "cluster_scaling": ["--steps", "4"],
     },
     "smoke": {
         "speed": ["--quick"],
