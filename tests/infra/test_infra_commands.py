@@ -78,6 +78,10 @@ def test_train_entrypoint_resolves_to_a_valid_config_inside_the_image(by_kind, d
     local = REPO / config.removeprefix(workdir + "/")
     assert local.is_file(), f"{config} is not in the image: {local} does not exist"
     overrides = dict(parse_assignment(argv[i + 1]) for i, a in enumerate(argv) if a == "--set")
+    options = {"--corpus": "corpus", "--index": "index", "--storage": "storage", "--out": "out"}
+    overrides.update(
+        {key: argv[argv.index(flag) + 1] for flag, key in options.items() if flag in argv}
+    )
     resolved = resolve_config(read_yaml(local), overrides)
     assert resolved.storage.startswith("s3://") and resolved.out.startswith("s3://")
 
