@@ -47,7 +47,9 @@ class TrainedConfig(_Frozen):
     The network's own architecture comes from the file, never from here.
     """
 
-    model: str | None = Field(None, description="colornet model file (chromaref train makes one)")
+    model: str | None = Field(
+        None, description="colornet model file (chromaref train makes one); None: the shipped one"
+    )
     upsample_radius: int = Field(2, ge=1, description="guided upsampling window (working px)")
     upsample_eps: float = Field(4.0, gt=0, description="guided upsampling regulariser (L^2)")
 

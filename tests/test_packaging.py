@@ -64,3 +64,19 @@ def test_console_script_help():
     assert result.returncode == 0, result.stderr
     for command in ("colorize", "demo", "backbones", "index", "eval", "train", "serve"):
         assert command in result.stdout
+
+
+def test_package_data_globs_match_files_and_ship_the_model():
+    from chromaref.platform.models.colornet import SHIPPED_MODEL
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    mapping = project["tool"]["setuptools"]["package-dir"]
+    shipped = set()
+    for package, patterns in project["tool"]["setuptools"]["package-data"].items():
+        root = max((r for r in mapping if package.startswith(r)), key=len)
+        folder = ROOT / mapping[root] / package[len(root) :].lstrip(".").replace(".", "/")
+        for pattern in patterns:
+            matched = list(folder.glob(pattern))
+            assert matched, f"{package}: {pattern} matches no file in {folder}"
+            shipped.update(p.resolve() for p in matched)
+    assert SHIPPED_MODEL.resolve() in shipped

@@ -31,8 +31,12 @@ from chromaref.platform.config import (
 )
 from chromaref.platform.errors import ConfigError, WeightsError
 from chromaref.platform.filters import guided_upsample
-from chromaref.platform.models._weights_io import HOW_TO_GET
-from chromaref.platform.models.colornet import ColorNet, ColorNetConfig, colornet_inputs
+from chromaref.platform.models.colornet import (
+    SHIPPED_MODEL,
+    ColorNet,
+    ColorNetConfig,
+    colornet_inputs,
+)
 from chromaref.platform.similarity import Correspondence, FeatureGrid
 
 logger = logging.getLogger(__name__)
@@ -96,11 +100,7 @@ class TrainedColorizer(Colorizer):
         super().__init__(config)
         self.config = config.trained
         self.propagation = config.propagation
-        if self.config.model is None:
-            raise WeightsError(
-                "the trained colorizer needs a model file and none ships yet; " + HOW_TO_GET
-            )
-        self.net = ColorNet.from_file(self.config.model)
+        self.net = ColorNet.from_file(self.config.model or SHIPPED_MODEL)
         for p in self.net.parameters():
             p.requires_grad_(False)
         _check_matching(self.net, config.matching)

@@ -53,6 +53,8 @@ from chromaref.platform.similarity import Correspondence, FeatureGrid
 logger = logging.getLogger(__name__)
 
 ARCHITECTURE = "colornet"
+# The model `--method trained` uses without --model (docs/model_card.md; tools/ship_model.py).
+SHIPPED_MODEL = Path(__file__).with_name("weights") / "colornet_small.pt"
 L_CENTER = 50.0  # CIELAB L in [0, 100] -> (L - 50) / 50 in [-1, 1]
 AB_SCALE = 128.0  # CIELAB a, b -> ab / 128, about [-1, 1]
 _LEVELS = 4  # encoder resolutions: 1, 1/2, 1/4, 1/8 of the input grid

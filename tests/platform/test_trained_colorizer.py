@@ -12,6 +12,7 @@ from chromaref.platform.color import gray_image, image_to_tensor, rgb_to_lab
 from chromaref.platform.config import MatchingConfig, PipelineConfig, TrainedConfig
 from chromaref.platform.errors import WeightsError
 from chromaref.platform.models import colornet_small
+from chromaref.platform.models.colornet import SHIPPED_MODEL
 from chromaref.platform.pipeline import ColorizationPipeline
 
 
@@ -82,9 +83,13 @@ def test_an_untrained_residual_model_colorizes_as_the_training_free_colorizer(
     assert float((ab_trained - ab_free).abs().mean()) < 0.5
 
 
-def test_no_model_configured_says_how_to_get_one():
-    with pytest.raises(WeightsError, match=r"none ships yet; train one with `chromaref train`"):
-        ColorizationPipeline(_config(None), device="cpu")
+def test_without_a_model_file_the_shipped_model_is_used():
+    pipe = ColorizationPipeline(_config(None), device="cpu")
+    meta = pipe.colorizer.net.meta
+    assert meta.path == str(SHIPPED_MODEL) and meta.dtype == "float16"
+    assert meta.config["residual"] and meta.run_id and meta.dataset["split_sha1"]
+    assert meta.matching["backbone"] == "efficientnet_lite0"
+    assert SHIPPED_MODEL.stat().st_size < 4e6  # a few MB in the wheel
 
 
 def test_missing_model_file_is_named(tmp_path):
