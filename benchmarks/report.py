@@ -192,6 +192,8 @@ def studies_section(results: Results | None, figures: list[Figure]) -> str:
     if results is None:
         return text
     methods = ["gray", "reinhard", "welsh", "training-free"]
+    if "model" in results:  # `--model`: the trained colorizer's column too
+        methods.append("trained")
     rows = []
     for domain, found in results["domains"].items():
         if found is None:
@@ -248,9 +250,17 @@ def _studies_findings(domains: Results) -> str:
             for kind in found["kinds"]
         ]
         diversity = found["diversity"].get("training-free", 0.0)
+        trained = ""
+        if all((kind, "trained") in by for kind in found["kinds"]):
+            versus = [
+                f"{kind} {by[(kind, 'trained')] - by[(kind, 'training-free')]:+.2f} dB"
+                for kind in found["kinds"]
+            ]
+            trained = f" The trained colorizer vs training-free: {', '.join(versus)}."
         lines.append(
             f"- {domain} ({found['images']} images, corpus {found['corpus']}): chromaref over "
             f"the gray input: {', '.join(gains)}; diversity across references {diversity:.1f}."
+            + trained
         )
     return "\n".join(lines)
 

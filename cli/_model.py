@@ -16,7 +16,8 @@ ModelOption = Annotated[
     str | None,
     typer.Option(
         "--model",
-        help="With --method trained: a colornet file (`chromaref train` writes one), "
+        help="With --method trained: a colornet file (`chromaref train` writes one; default: "
+        "the shipped model, docs/model_card.md), "
         "runs:/<run id>/model or models:/chromaref-colorizer/<version> from the MLflow store "
         "($MLFLOW_TRACKING_URI, default ./mlruns.db).",
     ),

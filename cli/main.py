@@ -108,8 +108,8 @@ def colorize(
     method: Annotated[
         str,
         typer.Option(
-            help="training-free (default), trained (the learned colorization sub-net; needs "
-            "--model), or a baseline: reinhard, welsh."
+            help="training-free (default), trained (the learned colorization sub-net: the "
+            "shipped model, or --model), or a baseline: reinhard, welsh."
         ),
     ] = DEFAULTS.colorizer,
     model: ModelOption = None,

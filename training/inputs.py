@@ -41,10 +41,10 @@ def make_batch(pipeline: ColorizationPipeline, pairs: Sequence[Pair], net: Color
     `prepare_many` runs under inference mode; the stacked tensors are cloned here, outside
     it, so the train step may use them in autograd."""
     prepared = pipeline.prepare_many([p.target for p in pairs] + [p.reference for p in pairs])
+    propagation = pipeline.config.propagation
     inputs, truth, lab = [], [], []
     for target, reference in zip(prepared[: len(pairs)], prepared[len(pairs) :], strict=True):
         match = pipeline.correspond(target, reference)
-        propagation = pipeline.config.propagation
         inputs.append(network_inputs(net, target.l_work, target.grid, match, propagation))
         truth.append(colornet_target(target.lab_work, match.grid_size))
         lab.append(target.lab_work)
