@@ -422,7 +422,7 @@ def _finish(
     out = locate(_expand(config.out))
     with tempfile.TemporaryDirectory(prefix="chromaref-model-") as staging:
         folder = Path(out.path) if out.is_local else Path(staging)
-        model_file, version = _write_model(state, folder, config, tracker, dataset)
+        model_file, version = _write_model(state, folder, config, name, tracker, dataset)
         if not out.is_local:
             model_file = _upload_model(folder, out, name)
     return TrainResult(
@@ -457,7 +457,12 @@ def _upload_model(folder: Path, out: Location, name: str) -> str:
 
 
 def _write_model(
-    state: dict[str, Any], out: Path, config: TrainConfig, tracker: RunTracker, dataset: Dataset
+    state: dict[str, Any],
+    out: Path,
+    config: TrainConfig,
+    name: str,
+    tracker: RunTracker,
+    dataset: Dataset,
 ) -> tuple[Path, str | None]:
     """The model and split files in the local folder `out`, logged (and the model registered)
     in MLflow; returns the model file and its registered version."""
@@ -480,7 +485,7 @@ def _write_model(
     tracker.log_file(out / SPLIT_FILE, "dataset")
     version = None
     tags = {k: f"{v:.4g}" for k, v in metrics.items() if k.startswith("val/")}
-    tags.update(step=state["step"], train_run=config.name, split_sha1=summary["split_sha1"])
+    tags.update(step=state["step"], train_run=name, split_sha1=summary["split_sha1"])
     if config.tracking.register_model:
         version = tracker.register_model(config.tracking.registered_model, model_file, tags)
     else:

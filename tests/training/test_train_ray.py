@@ -86,6 +86,7 @@ def test_two_workers_log_metrics_and_register_a_model(local_ray, in_workdir, tra
     assert float(version.tags["val/self/psnr"]) == pytest.approx(
         result.metrics["val/self/psnr"], rel=1e-3
     )
+    assert version.tags["train_run"] == result.run_name and result.run_name.startswith("train-")
     model = ColorNet.from_file(result.model_file)  # the model file format, rebuilt from it
     assert model.meta.run_id == run.info.run_id
     assert model.meta.dataset["split_sha1"] == result.dataset["split_sha1"]
