@@ -114,11 +114,14 @@ def _decoded(data: bytes, name: str) -> np.ndarray:
     return load_image(data, name=name).rgb
 
 
-def evaluation_images() -> Iterator[tuple[str, np.ndarray]]:
-    """`(name, RGB)` of every image an evaluation or benchmark uses; a source whose package is
-    missing is logged and left out (nothing of it can then reach the training set either)."""
-    for path in sorted(photos_dir().rglob("*")):  # the core photos and the corpus
-        if path.suffix.lower() in IMAGE_SUFFIXES:
+def evaluation_images(*, bundled_corpus: bool = True) -> Iterator[tuple[str, np.ndarray]]:
+    """`(name, RGB)` of every image an evaluation or benchmark uses, and of the bundled
+    reference corpus unless `bundled_corpus` is False (for the tool that rebuilds it); a
+    source whose package is missing is logged and left out (nothing of it can then reach the
+    training set either)."""
+    for path in sorted(photos_dir().rglob("*")):
+        in_corpus = path.parent != photos_dir()
+        if path.suffix.lower() in IMAGE_SUFFIXES and (bundled_corpus or not in_corpus):
             yield f"bundled:{path.relative_to(photos_dir()).as_posix()}", load_image(path).rgb
     for bundle in sorted({bundle for bundle, _ in datasets.EVALUATION_SOURCES}):
         try:
@@ -136,9 +139,9 @@ def evaluation_images() -> Iterator[tuple[str, np.ndarray]]:
         logger.warning("Megamind.avi frames not checked: %s", error)
 
 
-def evaluation_fingerprints() -> Fingerprints:
-    """Fingerprints of `evaluation_images()`."""
+def evaluation_fingerprints(*, bundled_corpus: bool = True) -> Fingerprints:
+    """Fingerprints of `evaluation_images(bundled_corpus=...)`."""
     refs = Fingerprints()
-    for name, rgb in evaluation_images():
+    for name, rgb in evaluation_images(bundled_corpus=bundled_corpus):
         refs.add(name, fingerprint(rgb))
     return refs

@@ -54,15 +54,8 @@ from benchmarks.training_sources import READERS, Candidate, Reader
 from chromaref.platform.color import mean_chroma as mean_chroma_probe
 from chromaref.platform.config import MIN_REFERENCE_CHROMA, MatchingConfig
 from chromaref.platform.files import atomic_path, atomic_write_text, sha256_file
-from tools.make_assets import (
-    CORPUS_SOURCES,
-    MIN_CHROMA,
-    SOURCES,
-    _to_srgb,
-    downscale,
-    mean_chroma,
-    save_jpeg,
-)
+from tools.asset_sources import CORPUS_SOURCES, SOURCES
+from tools.make_assets import MIN_CHROMA, _to_srgb, downscale, mean_chroma, save_jpeg
 
 MAX_SIDE = 1024
 MIN_SIDE = 128
@@ -89,7 +82,7 @@ class Kept:
 
 
 def _bundled_sources() -> set[tuple[str, str]]:
-    """(package, file name) of every photo `tools/make_assets.py` bundles or considered."""
+    """(package, file name) of every photo `tools/asset_sources.py` lists, bundled or not."""
     return {(source.origin.package, source.file) for source in (*SOURCES, *CORPUS_SOURCES)}
 
 

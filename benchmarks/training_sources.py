@@ -23,7 +23,7 @@ from PIL import Image
 
 from benchmarks import datasets
 from benchmarks.datasets import MissingSourceError
-from tools.make_assets import MATE_NATURE_DIR, OPENCV_DATA_DIR
+from tools.asset_sources import MATE_NATURE_DIR, OPENCV_DATA_DIR
 
 DOC = Path("/usr/share/doc")
 BACKGROUNDS = Path("/usr/share/backgrounds")
