@@ -11,6 +11,9 @@ the damaged-file error). `fetch` downloads the files a search uses (not the shar
 local cache, in a folder named by the manifest's sha256 (which covers its created time and
 every file's checksum): the same version is downloaded once per machine, a new build gets a
 new folder, and processes fetching together each finish their own copy and keep the first.
+Each fetch marks its folder as the newest copy of its source URI and deletes that source's
+copies older than the last `KEEP_VERSIONS` (a running replica may still read the one before),
+so a Retriever that follows republished indexes does not fill its disk.
 """
 
 from __future__ import annotations
@@ -29,6 +32,9 @@ from chromaref.retrieval import store
 from chromaref.retrieval.storage import Location, cache_dir, download, locate, upload
 
 logger = logging.getLogger(__name__)
+
+KEEP_VERSIONS = 2  # cached copies kept per source URI: the newest and the one before it
+_SOURCES = ".sources"  # in a cached copy: one empty file per source URI it is a version of
 
 # What a build writes into an index folder (as `store` names them); nothing else is uploaded,
 # and a prefix holding anything else is never overwritten.
@@ -108,6 +114,7 @@ def publish(local: Path, dest: Location) -> None:
     else:
         cached.parent.mkdir(parents=True, exist_ok=True)
         os.replace(local, cached)
+    _keep_newest(cached, dest)
 
 
 def fetch(source: Location) -> Path:
@@ -132,6 +139,7 @@ def fetch(source: Location) -> Path:
         raise ConfigError(f"cannot read {source}: {exc}") from None
     folder = _cached(manifest)
     if (folder / store.MANIFEST).is_file():
+        _keep_newest(folder, source)
         return folder
     folder.parent.mkdir(parents=True, exist_ok=True)
     partial = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}.", suffix=".tmp"))
@@ -153,7 +161,30 @@ def fetch(source: Location) -> Path:
     finally:
         shutil.rmtree(partial, ignore_errors=True)
     logger.info("index %s fetched into %s", source, folder)
+    _keep_newest(folder, source)
     return folder
+
+
+def _keep_newest(folder: Path, source: Location) -> None:
+    """Mark the cached copy `folder` as `source`'s newest, and delete the copies of `source`
+    older than the last `KEEP_VERSIONS` (one that another source still names stays)."""
+    key = hashlib.sha1(source.without_options().encode()).hexdigest()[:16]
+    try:
+        mark = folder / _SOURCES / key
+        mark.parent.mkdir(exist_ok=True)
+        mark.touch()  # its time is this copy's last use for `source`
+        marks = sorted(
+            folder.parent.glob(f"remote-*/{_SOURCES}/{key}"),
+            key=lambda m: m.stat().st_mtime_ns,
+            reverse=True,
+        )
+        for old in marks[KEEP_VERSIONS:]:
+            old.unlink()
+            if not any(old.parent.iterdir()):
+                shutil.rmtree(old.parent.parent)
+                logger.info("deleted %s, an older copy of the index %s", old.parent.parent, source)
+    except OSError as exc:  # another process pruned first; a full disk: the fetch still holds
+        logger.debug("could not prune the index cache: %s", exc)
 
 
 def _download(source: Location, local: Path) -> None:

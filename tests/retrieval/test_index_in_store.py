@@ -113,3 +113,39 @@ def test_cli_builds_into_the_store_and_colorizes_from_it(s3, corpus, tmp_path, c
     assert done.exit_code == 0, done.output
     assert len(list((tmp_path / "out").glob("*__auto1-*.png"))) == 1
     assert list((cache / "indexes").glob("remote-*"))  # fetched from the store
+
+
+def _republished(local_index, folder, when: str):
+    """A copy of `local_index` as a rebuild would publish it: same files, a new created time."""
+    import json
+
+    shutil.copytree(local_index, folder)
+    manifest = json.loads((folder / store.MANIFEST).read_text())
+    (folder / store.MANIFEST).write_text(json.dumps({**manifest, "created": when}))
+    return folder
+
+
+def test_the_cache_keeps_the_newest_copies_of_a_republished_index(s3, local_index, tmp_path, cache):
+    """A replica that follows an index republished again and again keeps two copies of it (the
+    newest and the one a running search may still read), never one per version; the copies
+    of another URI are not touched."""
+    from chromaref.retrieval.remote_index import KEEP_VERSIONS
+
+    other_copy = _republished(local_index, tmp_path / "other", "2025-12-31")
+    other = Index.open(_publish(s3, "indexes/other", other_copy))
+    opened = []
+    for version in range(4):
+        folder = _republished(local_index, tmp_path / f"v{version}", f"2026-01-0{version + 1}")
+        uri = _publish(s3, "indexes/rolling", folder)
+        shutil.rmtree(Index.open(uri).path)  # publishing cached it: make opening download it
+        opened.append(Index.open(uri).path)
+        assert len(set(opened)) == version + 1  # each version is its own copy
+    kept = sorted(p for p in (cache / "indexes").glob("remote-*"))
+    assert kept == sorted([*opened[-KEEP_VERSIONS:], other.path])
+    assert len(Index.open(uri)) == len(other)  # the newest copy still opens
+
+
+def _publish(s3, key: str, folder) -> str:
+    uri = s3.uri(key)
+    publish(folder, locate(uri))
+    return uri
