@@ -103,10 +103,13 @@ def eval_video_command(
     samples: Annotated[int, typer.Option(help="Frames shown in strip.jpg.")] = 4,
     working_size: Annotated[int, typer.Option(help="Long side (px) of the matched copy.")] = 256,
     temporal_weight: Annotated[
-        float, typer.Option(help="Temporal mode: trust in carried colors where the flow holds.")
+        float, typer.Option(help="Temporal mode: share of past frames' color evidence kept (0..1).")
     ] = _DEFAULTS["temporal_weight"].default,
+    hold: Annotated[
+        float, typer.Option(help="Temporal mode: trust in the previous result's colors.")
+    ] = _DEFAULTS["hold"].default,
     flow_sigma: Annotated[
-        float, typer.Option(help="Temporal mode: L error (0..100) that halves that trust.")
+        float, typer.Option(help="Temporal mode: L error (0..100) that halves what is carried.")
     ] = _DEFAULTS["flow_sigma"].default,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log details.")] = False,
 ) -> None:
@@ -123,7 +126,7 @@ def eval_video_command(
     setup_logging(verbose)
     if max_frames is not None and max_frames < 2:
         raise ConfigError(f"--max-frames must be at least 2 (motion needs two), got {max_frames}")
-    config = VideoConfig(temporal_weight=temporal_weight, flow_sigma=flow_sigma)
+    config = VideoConfig(temporal_weight=temporal_weight, hold=hold, flow_sigma=flow_sigma)
     pipeline = ColorizationPipeline(
         PipelineConfig(matching=MatchingConfig(working_size=working_size))
     )

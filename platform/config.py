@@ -60,7 +60,16 @@ class VideoConfig(_Frozen):
 
     temporal: bool = Field(True, description="off: every frame colorized on its own")
     temporal_weight: float = Field(
-        4.0, ge=0, description="trust in carried colors where the flow holds (reference: <= 1)"
+        0.5,
+        ge=0,
+        lt=1,
+        description="share of the previous frames' color evidence kept where the flow holds",
+    )
+    hold: float = Field(
+        0.25,
+        ge=0,
+        description="trust in the previous result's colors where the flow holds (a reference "
+        "match is at most 1): steadies what the reference matches poorly",
     )
     flow_sigma: float = Field(6.0, gt=0, description="L error (0..100) that halves the trust")
     scene_cut: float = Field(

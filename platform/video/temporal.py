@@ -2,10 +2,13 @@
 
 For each frame, the training-free colorizer's data term (the reference chroma warped by the
 similarity sub-net, trusted by match confidence) gains a second source: the previous frame's
-chroma carried by optical flow (OpenCV DIS, current -> previous, at the working size),
-trusted where the flow holds (the carried luminance agrees) and `temporal_weight` times more
-than a perfect reference match. Two weighted data terms are one term at their weighted mean
-with the summed weight, so the same edge-aware solver blends them; where the flow fails
+data term and its confidence, carried by optical flow (OpenCV DIS, current -> previous, at
+the working size) and kept at `temporal_weight` (< 1) times that confidence where the flow
+holds (the carried luminance agrees). Two weighted data terms are one term at their weighted
+mean with the summed weight, so the evidence of past frames decays geometrically along the
+motion and the same edge-aware solver smooths each frame once. Carrying the evidence rather
+than the previous smoothed result keeps colors from drifting: a smoothed result fed back as
+data is smoothed again every frame, and its errors compound. Where the flow fails
 (occlusions, new content) the reference takes over. A jump of the luminance histogram is a
 scene cut: nothing is carried across it (the caller may also change the reference there).
 """
@@ -65,7 +68,8 @@ class FrameColorizer:
         self.config = config or VideoConfig()
         self.propagation = pipeline.config.propagation
         self.flow = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_FAST)
-        self.previous: tuple[Tensor, Tensor] | None = None  # (L working copy, ab on the grid)
+        # (L working copy, the data term's ab and confidence on the grid: (1, 3, h, w))
+        self.previous: tuple[Tensor, Tensor] | None = None
         self.set_reference(reference)
 
     def set_reference(self, reference: PreparedImage) -> None:
@@ -86,11 +90,17 @@ class FrameColorizer:
         confidence = match_confidence(correspondence.similarity, self.propagation)
         grid = correspondence.grid_size
         previous = None if cut or not self.config.temporal else self.previous
+        held = None
         if previous is not None and previous[0].shape == target.l_work.shape:
-            carried, trust = self._carried(target.l_work, grid)
-            total = confidence + trust
-            data = (confidence * data + trust * carried) / total.clamp_min(1e-6)
-            confidence = total
+            carried, agreement = self._carried(target.l_work, grid)
+            data, confidence = _blend(
+                (data, confidence),
+                (carried[:, :2], self.config.temporal_weight * carried[:, 2:3] * agreement),
+            )
+            held = (carried[:, 3:], self.config.hold * agreement)
+        evidence = torch.cat([data, confidence], dim=1)
+        if held is not None:
+            data, confidence = _blend((data, confidence), held)
         prop = self.propagation
         l_grid = F.adaptive_avg_pool2d(target.l_work, grid)
         ab_grid = weighted_least_squares(
@@ -102,7 +112,7 @@ class FrameColorizer:
             prior=prop.gray_prior,
             iterations=prop.iterations,
         )
-        self.previous = (target.l_work, ab_grid)
+        self.previous = (target.l_work, torch.cat([evidence, ab_grid], dim=1))
         ab = guided_upsample(
             ab_grid,
             target.l_work,
@@ -113,9 +123,10 @@ class FrameColorizer:
         return lab_to_image_keep_l(target.l_full, ab)
 
     def _carried(self, l_work: Tensor, grid: tuple[int, int]) -> tuple[Tensor, Tensor]:
-        """The previous result's ab moved onto this frame by optical flow, and the trust in
-        each grid cell (high where the carried luminance matches this frame's)."""
-        previous_l, previous_ab = self.previous
+        """The previous frame's evidence (ab, confidence) and result (ab) moved onto this frame
+        by optical flow, and the flow's agreement in each grid cell (high where the carried
+        luminance matches this frame's), all on the grid."""
+        previous_l, state = self.previous
         current = _as_uint8(l_work)
         flow = self.flow.calc(current, _as_uint8(previous_l), None)  # where each pixel was
         height, width = current.shape
@@ -123,17 +134,24 @@ class FrameColorizer:
             np.arange(width, dtype=np.float32), np.arange(height, dtype=np.float32)
         )
         map_x, map_y = xs + flow[..., 0], ys + flow[..., 1]
-        ab_work = F.interpolate(previous_ab, size=(height, width), mode="bilinear")
+        state_work = F.interpolate(state, size=(height, width), mode="bilinear")
         planes = [
             cv2.remap(plane, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-            for plane in (*ab_work[0].cpu().numpy(), previous_l[0, 0].cpu().numpy())
+            for plane in (*state_work[0].cpu().numpy(), previous_l[0, 0].cpu().numpy())
         ]
-        carried = torch.from_numpy(np.stack(planes[:2]))[None].to(l_work)
-        error = (torch.from_numpy(planes[2]).to(l_work) - l_work[0, 0]).abs()
+        carried = F.adaptive_avg_pool2d(torch.from_numpy(np.stack(planes[:-1]))[None], grid)
+        error = (torch.from_numpy(planes[-1]) - l_work[0, 0].cpu()).abs()
         inside = (map_x >= 0) & (map_x <= width - 1) & (map_y >= 0) & (map_y <= height - 1)
-        trust = torch.exp(-((error / self.config.flow_sigma) ** 2))
-        trust = self.config.temporal_weight * trust * torch.from_numpy(inside).to(l_work)
-        return F.adaptive_avg_pool2d(carried, grid), F.adaptive_avg_pool2d(trust[None, None], grid)
+        agreement = torch.exp(-((error / self.config.flow_sigma) ** 2)) * torch.from_numpy(inside)
+        agreement = F.adaptive_avg_pool2d(agreement[None, None], grid)
+        return carried.to(l_work), agreement.to(l_work)
+
+
+def _blend(*terms: tuple[Tensor, Tensor]) -> tuple[Tensor, Tensor]:
+    """Weighted data terms (ab, weight) as one: their weighted mean, with the summed weight."""
+    total = sum(weight for _, weight in terms)
+    mean = sum(ab * weight for ab, weight in terms) / total.clamp_min(1e-6)
+    return mean, total
 
 
 def _as_uint8(l_work: Tensor) -> np.ndarray:
