@@ -11,13 +11,16 @@ assumed. Local outputs are written in place, atomically, as before.
 from __future__ import annotations
 
 import tempfile
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from chromaref.platform.errors import ConfigError, FileError
-from chromaref.platform.video.clip import ClipResult
+from chromaref.platform.errors import ChromarefError, ConfigError, FileError
+from chromaref.platform.video.clip import ClipResult, Span
 from chromaref.retrieval.storage import Location, download, locate, upload
+
+CHUNK_WARMUP = 1.0  # seconds colorized before a piece, not written: carried colors settle
 
 VIDEO_SUFFIXES = frozenset(
     {".mp4", ".mov", ".m4v", ".mkv", ".webm", ".avi", ".mpg", ".mpeg", ".wmv", ".flv", ".ts"}
@@ -41,6 +44,7 @@ class VideoJob:
     codec: str
     crf: int
     max_frames: int | None
+    chunk_seconds: float | None = None  # on Ray: pieces of about this length (None: whole)
 
 
 @dataclass(frozen=True)
@@ -92,27 +96,103 @@ def colorize_job(
     Raises:
         ChromarefError: the clip or a reference cannot be used, or an output cannot be stored.
     """
-    out = locate(job.out)
     with tempfile.TemporaryDirectory(prefix="chromaref-video-") as scratch:
         source = _readable(locate(job.source), Path(scratch, "in"))
-        references = [
-            _readable(locate(r), Path(scratch, "refs", str(i)))
-            for i, r in enumerate(job.references)
-        ]
-        folder = Path(out.path) if out.is_local else Path(scratch, "out")
-        folder.mkdir(parents=True, exist_ok=True)
-        result = _colorize(job, source, references, folder, progress)
-        if out.is_local:
-            return JobResult(result, [str(path) for path in result.outputs])
-        return JobResult(result, [_publish(path, out.join(path.name)) for path in result.outputs])
+        out = _Outputs(job, Path(scratch, "out"))
+        result = _colorize(job, source, _references(job, scratch), out.folder, progress)
+        return JobResult(result, [out.keep(path) for path in result.outputs])
+
+
+def colorize_in_pieces(job: VideoJob) -> JobResult:
+    """Colorize one clip as Ray tasks of about `job.chunk_seconds` each, then join the pieces
+    (no re-encode; the source's audio copied). Runs as a Ray task itself: a worker that dies
+    costs only its piece, which Ray runs again.
+
+    Each piece reads its span straight from the clip's location (seeking; an object in a store
+    is read by ranges), warms up on the `CHUNK_WARMUP` seconds before it, and returns its
+    encoded video through Ray's object store.
+
+    Raises:
+        ChromarefError: as `colorize_job`, from any piece.
+    """
+    import ray
+
+    from chromaref.platform.video.clip import plan_spans
+    from chromaref.platform.video.io import join_videos, probe_video
+
+    source = locate(job.source)
+    info = probe_video(source)
+    if info.duration is None or job.max_frames is not None:
+        return colorize_job(job)
+    spans = plan_spans(info.duration, job.chunk_seconds or info.duration, CHUNK_WARMUP)
+    if len(spans) == 1:
+        return colorize_job(job)
+    piece, start = ray.remote(num_cpus=1, max_retries=2)(_colorize_piece), time.perf_counter()
+    pieces = ray.get([piece.remote(job, span) for span in spans])
+    for _, _, error in pieces:
+        if error is not None:
+            raise ChromarefError(error)
+    with tempfile.TemporaryDirectory(prefix="chromaref-video-") as scratch:
+        out = _Outputs(job, Path(scratch, "out"))
+        joined = []
+        for number, name in enumerate(path.name for path in pieces[0][0].outputs):
+            parts = []
+            for k, (_, encoded, _) in enumerate(pieces):
+                parts.append(Path(scratch, f"{k:05d}-{name}"))
+                parts[-1].write_bytes(encoded[number])
+            join_videos(parts, out.folder / name, info, source)
+            joined.append(out.keep(out.folder / name))
+    frames = sum(result.frames for result, _, _ in pieces)
+    return JobResult(ClipResult([], frames, time.perf_counter() - start), joined)
+
+
+def _colorize_piece(job: VideoJob, span: Span) -> tuple[ClipResult | None, list[bytes], str | None]:
+    """A Ray task: one span of the clip; (result with the outputs' names, their bytes, None),
+    or (None, [], the error's line)."""
+    try:
+        with tempfile.TemporaryDirectory(prefix="chromaref-video-") as scratch:
+            folder = Path(scratch, "out")
+            folder.mkdir()
+            references = _references(job, scratch)
+            where = locate(job.source)  # read by ranges, never downloaded whole
+            source = Path(where.path) if where.is_local else where
+            result = _colorize(job, source, references, folder, None, span)
+            encoded = [path.read_bytes() for path in result.outputs]
+            result.outputs = [Path(path.name) for path in result.outputs]
+            return result, encoded, None
+    except ChromarefError as exc:
+        return None, [], str(exc)
+
+
+class _Outputs:
+    """Where a job's videos are written: `--out` itself when local, else `scratch` (then
+    uploaded by `keep`)."""
+
+    def __init__(self, job: VideoJob, scratch: Path) -> None:
+        self.out = locate(job.out)
+        self.folder = Path(self.out.path) if self.out.is_local else scratch
+        self.folder.mkdir(parents=True, exist_ok=True)
+
+    def keep(self, path: Path) -> str:
+        """The finished video at `path`, where the user asked for it."""
+        if self.out.is_local:
+            return str(path)
+        return _publish(path, self.out.join(path.name))
+
+
+def _references(job: VideoJob, scratch: str) -> list[Path]:
+    return [
+        _readable(locate(r), Path(scratch, "refs", str(i))) for i, r in enumerate(job.references)
+    ]
 
 
 def _colorize(
     job: VideoJob,
-    source: Path,
+    source: Path | Location,
     references: list[Path],
     folder: Path,
     progress: Callable[[int, int | None], None] | None,
+    span: Span | None = None,
 ) -> ClipResult:
     from chromaref.cli._auto import auto_references
     from chromaref.cli._colorize import prepare_reference, reference_labels
@@ -156,7 +236,13 @@ def _colorize(
         encode=EncodeOptions(codec=job.codec, crf=job.crf),
         max_frames=job.max_frames,
         progress=progress,
+        span=span or Span(),
     )
+
+
+def clip_label(job: VideoJob) -> str:
+    """The clip as a user names it (a URI without its store options)."""
+    return job.source.split("?", 1)[0]
 
 
 def _readable(where: Location, scratch: Path) -> Path:

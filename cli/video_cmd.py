@@ -2,7 +2,7 @@
 
     chromaref video old.mp4 -r ref.jpg --out out/           # colors anchored on ref.jpg
     chromaref video old.mp4 --auto --top 2 --out out/       # references retrieved per scene
-    chromaref video clips/ -r ref.jpg --out out/ --address auto   # one Ray task per clip
+    chromaref video clips/ -r ref.jpg --out out/ --address auto   # Ray tasks of ~60 s each
 
 Each output keeps the clip's frames, timestamps, size, rotation and audio (copied). A clip that
 cannot be read is skipped with one line (exit 1); outputs appear only when complete.
@@ -24,7 +24,15 @@ from rich.progress import (
 )
 
 from chromaref.cli._common import EXIT_PARTIAL, console, friendly_errors, setup_logging
-from chromaref.cli._video_job import JobResult, VideoJob, absolute, colorize_job, find_clips
+from chromaref.cli._video_job import (
+    JobResult,
+    VideoJob,
+    absolute,
+    clip_label,
+    colorize_in_pieces,
+    colorize_job,
+    find_clips,
+)
 from chromaref.platform.config import MatchingConfig
 from chromaref.platform.errors import ChromarefError, ConfigError
 
@@ -68,6 +76,13 @@ def video_command(
     address: Annotated[
         str | None, typer.Option(help="Colorize the clips as Ray tasks on this cluster.")
     ] = None,
+    chunk_seconds: Annotated[
+        float,
+        typer.Option(
+            help="With --address: split clips into Ray tasks of about this many seconds "
+            "(0: one task per clip)."
+        ),
+    ] = 60.0,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log details.")] = False,
 ) -> None:
@@ -78,6 +93,8 @@ def video_command(
         raise ConfigError("give references with --reference/-r, or use --auto (not both)")
     if top < 1:
         raise ConfigError(f"--top must be at least 1, got {top}")
+    if chunk_seconds < 0:
+        raise ConfigError(f"--chunk-seconds must be 0 or more, got {chunk_seconds}")
     clips = find_clips(inputs)
     out = absolute(out)  # absolute: a cluster's workers run in another folder
     if "://" not in out:
@@ -98,6 +115,7 @@ def video_command(
             codec,
             crf,
             max_frames,
+            chunk_seconds or None,
         )
         for clip in clips
     ]
@@ -121,11 +139,6 @@ def _report(done: JobResult) -> None:
         typer.echo(output)
 
 
-def _label(job: VideoJob) -> str:
-    """The clip as a user names it (a URI without its store options)."""
-    return job.source.split("?", 1)[0]
-
-
 def _run_here(jobs: list[VideoJob], _address: None, *, show: bool) -> list[tuple[str, str]]:
     failed = []
     columns = (
@@ -137,7 +150,7 @@ def _run_here(jobs: list[VideoJob], _address: None, *, show: bool) -> list[tuple
     )
     with Progress(*columns, console=console, disable=not show) as bar:
         for job in jobs:
-            task = bar.add_task(Path(_label(job)).name, total=None, fps="-")
+            task = bar.add_task(Path(clip_label(job)).name, total=None, fps="-")
 
             def advance(done: int, total: int | None, task=task) -> None:
                 speed = bar.tasks[task].speed
@@ -148,7 +161,7 @@ def _run_here(jobs: list[VideoJob], _address: None, *, show: bool) -> list[tuple
             except ChromarefError as exc:
                 if len(jobs) == 1:
                     raise
-                failed.append((_label(job), str(exc)))
+                failed.append((clip_label(job), str(exc)))
     return failed
 
 
@@ -169,13 +182,13 @@ def _run_on_ray(jobs: list[VideoJob], address: str, *, show: bool) -> list[tuple
         if error is None:
             _report(result)
         else:
-            failed.append((_label(job), error))
+            failed.append((clip_label(job), error))
     return failed
 
 
 def _colorize_remote(job: VideoJob):
     """A Ray task: (result, None), or (None, the error's line) for a clip that cannot be done."""
     try:
-        return colorize_job(job), None
+        return colorize_in_pieces(job) if job.chunk_seconds else colorize_job(job), None
     except ChromarefError as exc:
         return None, str(exc)

@@ -9,11 +9,12 @@ appears under its final name only when complete (`files.atomic_path`).
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
+from typing import BinaryIO, Protocol
 
 import av
 import numpy as np
@@ -26,6 +27,15 @@ logger = logging.getLogger(__name__)
 # Audio codecs an MP4 file may carry; others make the output Matroska, which takes any.
 _MP4_AUDIO = frozenset({"aac", "mp3", "ac3", "eac3", "alac", "opus", "flac"})
 _AV_ERRORS = (av.error.FFmpegError, OSError, ValueError, IndexError)
+
+
+class Openable(Protocol):
+    """A file somewhere else (an object in a store) that opens as a seekable binary file."""
+
+    def open(self) -> BinaryIO: ...
+
+
+VideoSource = str | Path | Openable
 
 
 class VideoError(FileError):
@@ -42,6 +52,7 @@ class VideoInfo:
     rotation: int  # degrees, counter-clockwise, from the display matrix
     audio_codec: str | None
     codec: str
+    duration: float | None = None  # seconds, as the container declares it
 
 
 @dataclass(frozen=True)
@@ -51,7 +62,7 @@ class Frame:
     index: int
 
 
-def probe_video(path: str | Path) -> VideoInfo:
+def probe_video(path: VideoSource) -> VideoInfo:
     """What `path` holds, from its header and first frame.
 
     Raises:
@@ -72,24 +83,44 @@ def probe_video(path: str | Path) -> VideoInfo:
             rotation=int(first.rotation or 0),
             audio_codec=audio,
             codec=stream.codec_context.name,
+            duration=_duration(container, stream),
         )
 
 
-def read_video(path: str | Path) -> Iterator[Frame]:
-    """Every frame of the first video stream, in presentation order, decoded as RGB.
+def _duration(container, stream) -> float | None:
+    if stream.duration and stream.time_base:
+        return float(stream.duration * stream.time_base)
+    return container.duration / av.time_base if container.duration else None
+
+
+def read_video(path: VideoSource, start: float = 0.0) -> Iterator[Frame]:
+    """Every frame of the first video stream, in presentation order, decoded as RGB; with
+    `start` (seconds), those from that time on, reached by seeking to the key frame before it
+    (indexes then count from the first frame yielded).
 
     Raises:
         VideoError: the file is not a video, or is damaged beyond a frame's worth.
     """
     with _open(path) as container:
         stream = _video_stream(container, path)
-        for index, frame in enumerate(_decoded(container, stream, path)):
+        frames = _decoded(container, stream, path)
+        if start > 0:
+            _seek(container, stream, start, path)
+            frames = (f for f in frames if f.pts is None or f.pts * stream.time_base >= start)
+        for index, frame in enumerate(frames):
             yield Frame(frame.to_ndarray(format="rgb24"), frame.pts, index)
 
 
-def _open(path: str | Path):
+def _seek(container, stream, seconds: float, path) -> None:
     try:
-        return av.open(str(path), mode="r")
+        container.seek(int(seconds / stream.time_base), stream=stream, backward=True)
+    except _AV_ERRORS as exc:
+        raise VideoError(path, f"cannot seek to {seconds:.2f} s ({_reason(exc)})") from None
+
+
+def _open(path: VideoSource):
+    try:
+        return av.open(str(path) if isinstance(path, (str, Path)) else path.open(), mode="r")
     except _AV_ERRORS as exc:
         raise VideoError(path, f"not a readable video ({_reason(exc)})") from None
 
@@ -129,7 +160,7 @@ class VideoWriter:
         path: str | Path,
         info: VideoInfo,
         *,
-        source: str | Path | None = None,
+        source: VideoSource | None = None,
         codec: str = "libx264",
         crf: int = 18,
         preset: str = "veryfast",
@@ -169,7 +200,7 @@ class VideoWriter:
     def _copy_audio_stream(self):
         if self.source is None or self.info.audio_codec is None:
             return None
-        self._source = self._stack.enter_context(av.open(str(self.source), mode="r"))
+        self._source = self._stack.enter_context(_open(self.source))
         return self._out.add_stream_from_template(self._source.streams.audio[0])
 
     def write(self, rgb: np.ndarray, pts: int | None) -> None:
@@ -192,14 +223,53 @@ class VideoWriter:
         return False
 
     def _mux_audio(self) -> None:
-        """The source's audio packets as they are: all of them for a whole clip, those up to
-        the last frame's end for a `preview` (a `--max-frames` run)."""
-        source_stream = self._source.streams.audio[0]
-        for packet in self._source.demux(source_stream):
-            if packet.dts is None:
-                continue
-            start = float(packet.pts * packet.time_base) if packet.pts is not None else 0.0
-            if self.preview and start >= self._end_s:
-                break
-            packet.stream = self._audio
-            self._out.mux(packet)
+        """The source's audio: all of it for a whole clip, up to the last frame's end for a
+        `preview` (a `--max-frames` run)."""
+        _copy_audio(self._source, self._out, self._audio, self._end_s if self.preview else None)
+
+
+def join_videos(
+    parts: Sequence[str | Path], path: str | Path, info: VideoInfo, source: VideoSource
+) -> None:
+    """Concatenate `parts` (consecutive pieces of one clip, encoded by `VideoWriter` with the
+    source's timestamps and no audio) into `path` without re-encoding, with `source`'s audio
+    copied and its rotation kept; the file appears only when complete.
+
+    Raises:
+        VideoError: a part cannot be read, or the parts' timestamps do not follow each other.
+    """
+    path = Path(path)
+    with ExitStack() as stack:
+        tmp = stack.enter_context(atomic_path(path))
+        fmt = "matroska" if path.suffix == ".mkv" else "mp4"
+        out = stack.enter_context(av.open(str(tmp), mode="w", format=fmt))
+        inputs = [stack.enter_context(_open(part)) for part in parts]
+        video = out.add_stream_from_template(_video_stream(inputs[0], parts[0]))
+        if info.rotation:
+            video.set_display_rotation(info.rotation)
+        audio = None
+        if info.audio_codec is not None:
+            original = stack.enter_context(_open(source))
+            audio = out.add_stream_from_template(original.streams.audio[0])
+        for part, container in zip(parts, inputs, strict=True):
+            try:
+                for packet in container.demux(container.streams.video[0]):
+                    if packet.dts is not None:  # not the demuxer's empty end-of-stream packet
+                        packet.stream = video
+                        out.mux(packet)
+            except _AV_ERRORS as exc:
+                raise VideoError(part, f"cannot be joined ({_reason(exc)})") from None
+        if audio is not None:
+            _copy_audio(original, out, audio, None)
+
+
+def _copy_audio(source, out, stream, end_s: float | None) -> None:
+    """`source`'s audio packets as they are (no re-encode), those starting before `end_s`."""
+    for packet in source.demux(source.streams.audio[0]):
+        if packet.dts is None:
+            continue
+        start = float(packet.pts * packet.time_base) if packet.pts is not None else 0.0
+        if end_s is not None and start >= end_s:
+            break
+        packet.stream = stream
+        out.mux(packet)

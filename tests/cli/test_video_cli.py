@@ -12,6 +12,7 @@ from clips import decode_all, pan_frames, write_clip
 from typer.testing import CliRunner
 
 from chromaref.cli.main import app
+from chromaref.platform.video.io import probe_video
 
 runner = CliRunner()
 CHROMAREF = str(Path(sys.executable).parent / "chromaref")
@@ -93,7 +94,9 @@ def test_without_a_reference_or_with_both_it_says_what_to_give(clips_dir, refere
 @pytest.mark.ray
 @pytest.mark.integration
 @pytest.mark.slow
-def test_many_clips_as_ray_tasks_on_a_cluster(clips_dir, reference, tmp_path):
+def test_many_clips_in_pieces_as_ray_tasks_on_a_cluster(clips_dir, reference, tmp_path):
+    """Each clip is cut into pieces of ~0.2 s (2-3 tasks each), then joined: every frame, the
+    source's timestamps and its audio."""
     from ray.cluster_utils import Cluster
 
     cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 2})
@@ -101,7 +104,7 @@ def test_many_clips_as_ray_tasks_on_a_cluster(clips_dir, reference, tmp_path):
         out = tmp_path / "out"
         done = subprocess.run(
             [CHROMAREF, "video", str(clips_dir), "-r", str(reference), "--out", str(out),
-             "--address", cluster.address],
+             "--address", cluster.address, "--chunk-seconds", "0.2"],
             capture_output=True, text=True, timeout=600,
         )  # fmt: skip
     finally:
@@ -111,5 +114,9 @@ def test_many_clips_as_ray_tasks_on_a_cluster(clips_dir, reference, tmp_path):
         "cafe__ref-coffee.mp4",
         "street__ref-coffee.mp4",
     ]
-    assert len(decode_all(out / "street__ref-coffee.mp4")[0]) == 6
+    for name in ("street", "cafe"):
+        frames, times = decode_all(out / f"{name}__ref-coffee.mp4")
+        assert times == pytest.approx(decode_all(clips_dir / f"{name}.mp4")[1], abs=1e-3)
+    assert len(frames) == 5
+    assert probe_video(out / "cafe__ref-coffee.mp4").audio_codec == "aac"
     assert "Traceback" not in done.stderr

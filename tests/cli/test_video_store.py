@@ -82,15 +82,16 @@ def test_a_missing_reference_in_the_store_is_one_clear_line(s3, tmp_path):
 @pytest.mark.integration
 @pytest.mark.slow
 def test_stored_clips_as_ray_tasks_on_a_cluster(s3, tmp_path):
-    """Each task reads its clip from the store and uploads its output; nothing is written to
-    a local disk the driver would have to share."""
+    """Each clip in pieces of ~0.1 s: every piece reads its span from the store by ranges,
+    and the join uploads the output; nothing is written to a disk the driver would share."""
     from ray.cluster_utils import Cluster
 
     cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 2})
     try:
         done = subprocess.run(
             [CHROMAREF, "video", s3.uri("media/clips"), "-r", s3.uri("media/refs/coffee.jpg"),
-             "--out", s3.uri("results/batch"), "--address", cluster.address],
+             "--out", s3.uri("results/batch"), "--address", cluster.address,
+             "--chunk-seconds", "0.1"],
             capture_output=True, text=True, timeout=600, cwd=tmp_path,
         )  # fmt: skip
     finally:
