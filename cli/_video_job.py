@@ -132,6 +132,7 @@ def colorize_in_pieces(job: VideoJob) -> JobResult:
     for _, _, error in pieces:
         if error is not None:
             raise ChromarefError(error)
+    pieces = [piece for piece in pieces if piece[0].frames]  # a span between two frames
     with tempfile.TemporaryDirectory(prefix="chromaref-video-") as scratch:
         out = _Outputs(job, Path(scratch, "out"))
         joined = []
