@@ -166,7 +166,8 @@ def _run_here(jobs: list[VideoJob], _address: None, *, show: bool) -> list[tuple
 
 
 def _run_on_ray(jobs: list[VideoJob], address: str, *, show: bool) -> list[tuple[str, str]]:
-    """One Ray task per clip; a task whose worker dies is retried (Ray's `max_retries`)."""
+    """One Ray task per clip, which runs a long clip as pieces (tasks of their own, see
+    `colorize_in_pieces`); a task whose worker dies is retried (Ray's `max_retries`)."""
     import ray
 
     from chromaref.retrieval.runtime import ensure_ray

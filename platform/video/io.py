@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator, Sequence
-from contextlib import ExitStack
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -118,11 +118,17 @@ def _seek(container, stream, seconds: float, path) -> None:
         raise VideoError(path, f"cannot seek to {seconds:.2f} s ({_reason(exc)})") from None
 
 
-def _open(path: VideoSource):
-    try:
-        return av.open(str(path) if isinstance(path, (str, Path)) else path.open(), mode="r")
-    except _AV_ERRORS as exc:
-        raise VideoError(path, f"not a readable video ({_reason(exc)})") from None
+@contextmanager
+def _open(path: VideoSource) -> Iterator[av.container.InputContainer]:
+    """The container, and the file it reads when `path` is `Openable` (closed with it)."""
+    with ExitStack() as stack:
+        target = str(path) if isinstance(path, (str, Path)) else stack.enter_context(path.open())
+        try:
+            container = av.open(target, mode="r")
+        except _AV_ERRORS as exc:
+            raise VideoError(path, f"not a readable video ({_reason(exc)})") from None
+        with container:
+            yield container
 
 
 def _video_stream(container, path):
