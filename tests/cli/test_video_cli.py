@@ -120,3 +120,53 @@ def test_many_clips_in_pieces_as_ray_tasks_on_a_cluster(clips_dir, reference, tm
     assert len(frames) == 5
     assert probe_video(out / "cafe__ref-coffee.mp4").audio_codec == "aac"
     assert "Traceback" not in done.stderr
+
+
+@pytest.mark.ray
+@pytest.mark.integration
+@pytest.mark.slow
+def test_a_piece_whose_worker_is_killed_runs_again_and_the_video_is_whole(
+    photo_rgb, reference, tmp_path
+):
+    """SIGKILL the worker process of one piece while it runs: Ray runs that piece again and
+    the joined video still has every frame at its source time."""
+    import os
+    import signal
+    import time
+
+    from ray.cluster_utils import Cluster
+
+    clip = write_clip(tmp_path / "long.mp4", pan_frames(photo_rgb("astronaut"), 24, (160, 120)))
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 2})
+    killed = None
+    try:
+        run = subprocess.Popen(
+            [CHROMAREF, "video", str(clip), "-r", str(reference), "--out", str(tmp_path / "out"),
+             "--address", cluster.address, "--chunk-seconds", "0.5"],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        deadline = time.monotonic() + 300
+        while killed is None and run.poll() is None and time.monotonic() < deadline:
+            killed = _piece_worker()
+            if killed is not None:
+                os.kill(killed, signal.SIGKILL)
+            time.sleep(0.05)
+        _, stderr = run.communicate(timeout=600)
+    finally:
+        cluster.shutdown()
+    assert killed is not None, "no piece was seen running"
+    assert run.returncode == 0, stderr
+    frames, times = decode_all(tmp_path / "out" / "long__ref-coffee.mp4")
+    assert len(frames) == 24 and times == pytest.approx(decode_all(clip)[1], abs=1e-3)
+
+
+def _piece_worker() -> int | None:
+    """The pid of a Ray worker process running a video piece, if one runs now."""
+    for entry in Path("/proc").iterdir():
+        try:
+            title = (entry / "cmdline").read_bytes().split(b"\0")[0]
+        except OSError:  # gone, or not a process
+            continue
+        if title.startswith(b"ray::_colorize_piece"):
+            return int(entry.name)
+    return None
