@@ -294,15 +294,41 @@ class _ProgressPoller:
             self._thread.join(timeout=5)
 
 
+def _trainer_class():
+    """Ray Train's `TorchTrainer` without its PlacementGroupCleaner (Ray 2.60).
+
+    The cleaner, a detached actor, asks the state API whether the run's controller lives, and
+    the state API finds "the" cluster by the machine's last `ray start` record, not by the
+    cluster the cleaner runs in. With a second Ray instance on the machine (a private one
+    beside a `ray start` cluster, or two runs) it asks the wrong cluster, finds no controller
+    and removes this run's placement group: every worker is killed mid-step, and the run goes
+    back to its last checkpoint (seen here: 40 steps lost when a test started a cluster). With
+    no other instance it fails on its first query and prints a traceback. Without it, the
+    placement group of a controller that dies while its driver lives is released when the
+    driver ends (the CLI's driver ends with the run).
+    """
+    from ray.train.torch import TorchTrainer
+    from ray.train.v2._internal.callbacks.placement_group_callback import (
+        PlacementGroupCleanerCallback,
+    )
+
+    class Trainer(TorchTrainer):
+        def _create_default_callbacks(self):
+            callbacks = super()._create_default_callbacks()
+            return [c for c in callbacks if not isinstance(c, PlacementGroupCleanerCallback)]
+
+    return Trainer
+
+
 def _trainer(config: TrainConfig, name: str, loop_config: dict[str, Any]):
     from ray.train import CheckpointConfig, FailureConfig, LoggingConfig, RunConfig, ScalingConfig
-    from ray.train.torch import TorchConfig, TorchTrainer
+    from ray.train.torch import TorchConfig
 
     from chromaref.training.loop import train_loop
 
     gpu = config.gpus_per_worker > 0
     resources = {"CPU": config.cpus_per_worker, **({"GPU": config.gpus_per_worker} if gpu else {})}
-    return TorchTrainer(
+    return _trainer_class()(
         train_loop,
         train_loop_config=loop_config,
         scaling_config=ScalingConfig(

@@ -137,6 +137,14 @@ def test_killed_worker_restarts_from_checkpoint_in_the_same_run(
     steps = [s for s, _ in _history(client, result.mlflow_run_id, "train/loss")]
     assert steps == [1, 2, 3, 4]  # rank 1 died in step 3; the restart began after step 2
     assert result.step == 4
+    assert "PlacementGroupCleaner" not in _actor_classes()  # see trainer._trainer_class
+
+
+def _actor_classes() -> set[str]:
+    """The class of every actor this Ray instance has had, dead ones included."""
+    import ray._private.state
+
+    return {actor["ActorClassName"] for actor in ray._private.state.actors().values()}
 
 
 def test_nan_loss_stops_with_one_line_then_resume_continues_the_same_run(
