@@ -160,9 +160,8 @@ def test_training_on_the_cluster_repeats_a_single_node_run(cli_cluster, training
     logged loss is the all-reduced mean over both ranks, DDP starts both from rank 0's
     weights, and a 1-CPU worker runs torch on 1 thread in both runs.
 
-    The single node is a `ray start` node of 2 CPUs, not the CLI's private Ray: with several
-    Ray instances on the machine (as here), Ray Train's PlacementGroupCleaner cannot tell
-    which one a private instance is and prints a traceback (see the report of issue 14)."""
+    The single node is a `ray start` node of 2 CPUs, started the same way as the cluster's
+    nodes, so the two runs differ only in the number of nodes."""
     import torch
 
     from chromaref.platform.models import ColorNet
