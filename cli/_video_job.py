@@ -2,10 +2,11 @@
 task on a cluster's worker.
 
 Clips, references and the output folder may be local paths or object-store URIs
-(`s3://bucket/clips?endpoint_override=...`). The worker that colorizes a clip reads its inputs
-from the store into a scratch folder and uploads each output once it is complete (an object
-appears whole or not at all), so the driver never carries video bytes and no shared disk is
-assumed. Local outputs are written in place, atomically, as before.
+(`s3://bucket/clips?endpoint_override=...`). A clip colorized whole is downloaded into the
+worker's scratch folder; a long clip on Ray is colorized in pieces, each read by ranges
+straight from its location. Each output is uploaded once complete (an object appears whole or
+not at all), so the driver never carries video bytes and no shared disk is assumed. Local
+outputs are written in place, atomically.
 """
 
 from __future__ import annotations
@@ -127,8 +128,9 @@ def colorize_in_pieces(job: VideoJob) -> JobResult:
     spans = plan_spans(info.duration, job.chunk_seconds or info.duration, CHUNK_WARMUP)
     if len(spans) == 1:
         return colorize_job(job)
-    piece, start = ray.remote(num_cpus=1, max_retries=2)(_colorize_piece), time.perf_counter()
-    pieces = ray.get([piece.remote(job, span) for span in spans])
+    run_piece = ray.remote(num_cpus=1, max_retries=2)(_colorize_piece)
+    start = time.perf_counter()
+    pieces = ray.get([run_piece.remote(job, span) for span in spans])
     for _, _, error in pieces:
         if error is not None:
             raise ChromarefError(error)
