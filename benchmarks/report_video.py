@@ -13,6 +13,7 @@ from benchmarks.report import Results, _opening
 MODES = ("per-frame", "temporal", "truth")
 QUALITY_HEADERS = ["clip", "mode", "frames", "PSNR dB", "SSIM", "warp error", "CDC", "frames/s"]
 SPEED_HEADERS = ["size", "frames", "seconds", "frames/s", "peak RSS MB", "load avg (1 min)"]
+PIECES_HEADERS = ["Ray tasks", "frames", "seconds", "frames/s", "load avg (1 min)"]
 WARP_GOAL = 1.10  # temporal warp error at most 10% over the truth's own
 CDC_GOAL = 0.5  # temporal CDC at most half the per-frame one
 PSNR_GOAL_DB = -0.3  # temporal PSNR at most 0.3 dB under per-frame
@@ -37,6 +38,29 @@ def speed_rows(runs: list[Results]) -> list[list[Any]]:
          f"{r['loadavg']['start'][0]:.1f} -> {r['loadavg']['end'][0]:.1f}"]
         for r in runs
     ]  # fmt: skip
+
+
+def pieces_rows(runs: list[Results]) -> list[list[Any]]:
+    return [
+        ["one" if not r["chunk_seconds"] else f"pieces of {r['chunk_seconds']:g} s",
+         r["frames"], f"{r['seconds']:.1f}", f"{r['fps']:.2f}",
+         f"{r['loadavg']['start'][0]:.1f} -> {r['loadavg']['end'][0]:.1f}"]
+        for r in runs
+    ]  # fmt: skip
+
+
+def _pieces_section(runs: list[Results]) -> str:
+    whole, cut = runs
+    return (
+        "One long clip on Ray: the 480p clip of "
+        f"{whole['frames']} frames through `chromaref video --address local` (a private Ray "
+        f"with this machine's {whole['cpus']} cores), as one task and in pieces; the wall "
+        "time of the whole command on both sides (Ray start, model loads, decode, colorize, "
+        "encode; for pieces also their 1 s warm-ups and the join).\n\n"
+        + table(PIECES_HEADERS, pieces_rows(runs))
+        + f"\n\n- **Pieces vs one task**: {cut['fps'] / whole['fps']:.2f}x the frames/s on "
+        f"{whole['cpus']} cores.\n"
+    )
 
 
 def _met(ok: bool) -> str:
@@ -114,6 +138,8 @@ def video_section(results: Results | None) -> str:
     start, end = (", ".join(f"{v:.2f}" for v in results["loadavg"][k]) for k in ("start", "end"))
     text += _speed_finding(results["speed"]) + "\n"
     text += f"- Load averages (1, 5, 15 min): {start} at the start, {end} at the end.\n"
+    if results.get("pieces"):
+        text += "\n" + _pieces_section(results["pieces"])
     for run in results["quality"]:
         if (DOCS_IMAGES / f"video_{run['clip']}.jpg").is_file():
             text += f"\n{run['clip']} (gray | per-frame | temporal | truth):\n\n"

@@ -13,6 +13,11 @@ gray, encoded as H.264 clips; each clip is colorized with `colorize_clip` (tempo
 clip's first frame in color as reference) in a fresh process: a 3-frame warm-up run, then the
 whole clip timed end to end (decode + colorize + encode), then the process's peak RSS (VmHWM).
 The 480p clip is run at two lengths, the second 10x the first: memory must not grow with it.
+
+Pieces: one long 480p clip through `chromaref video --address local` (a private Ray with every
+core of this machine), as one Ray task and then cut into pieces; the wall time of the whole
+command (Ray start, model loads, decode, colorize, encode and, for pieces, the warm-ups and
+the join) on both sides.
 """
 
 from __future__ import annotations
@@ -21,7 +26,10 @@ import argparse
 import dataclasses
 import json
 import os
+import subprocess
+import sys
 import tempfile
+import time
 from pathlib import Path
 
 import cv2
@@ -35,6 +43,7 @@ CLIPS = {"vtest": VTEST, "megamind": MEGAMIND}
 SIZES = {"480p": (854, 480), "1080p": (1920, 1080)}
 WARM_FRAMES = 3
 SAMPLES = 4
+CHROMAREF = str(Path(sys.executable).parent / "chromaref")
 
 
 def _loadavg() -> list[float]:
@@ -131,6 +140,29 @@ def speed(runs: list[tuple[str, int]]) -> list[dict]:
     return rows
 
 
+def pieces(frames: int, chunk_seconds: float) -> list[dict]:
+    """The same long clip as one Ray task and in pieces of `chunk_seconds`."""
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        clip, reference = gray_clip(Path(tmp), SIZES["480p"], frames)
+        for chunk in (0.0, chunk_seconds):
+            start, load = time.perf_counter(), _loadavg()
+            done = subprocess.run(
+                [CHROMAREF, "video", str(clip), "-r", str(reference), "-q",
+                 "--out", str(Path(tmp, f"out{chunk:g}")), "--address", "local",
+                 "--chunk-seconds", str(chunk)],
+                capture_output=True, text=True,
+            )  # fmt: skip
+            if done.returncode:
+                raise RuntimeError(f"chromaref video failed:\n{done.stderr[-2000:]}")
+            seconds = time.perf_counter() - start
+            rows.append({"chunk_seconds": chunk, "frames": frames, "seconds": seconds,
+                         "fps": frames / seconds, "loadavg": {"start": load, "end": _loadavg()},
+                         "cpus": os.cpu_count()})  # fmt: skip
+            print(f"pieces of {chunk:g} s: {frames / seconds:.2f} frames/s", flush=True)
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="20 frames, short speed runs")
@@ -144,6 +176,7 @@ def main() -> None:
     results = {"quality": [quality(name, path, frames) for name, path in CLIPS.items()]}
     print(table(QUALITY_HEADERS, quality_rows(results["quality"])), flush=True)
     results["speed"] = speed([("480p", short), ("480p", 10 * short), ("1080p", short)])
+    results["pieces"] = pieces(*((120, 4.0) if args.quick else (600, 15.0)))
     results["loadavg"] = {"start": start, "end": _loadavg()}
     print(table(SPEED_HEADERS, speed_rows(results["speed"])))
     print(f"wrote {write_json('video', results)}")
