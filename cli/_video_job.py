@@ -16,10 +16,13 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING
 
 from chromaref.platform.errors import ChromarefError, ConfigError, FileError
-from chromaref.platform.video.clip import ClipResult, Span
 from chromaref.retrieval.storage import Location, download, locate, upload
+
+if TYPE_CHECKING:  # torch loads with them: not before the CLI has set OpenMP's wait policy
+    from chromaref.platform.video.clip import ClipResult, Span
 
 CHUNK_WARMUP = 1.0  # seconds colorized before a piece, not written: carried colors settle
 
@@ -118,7 +121,7 @@ def colorize_in_pieces(job: VideoJob) -> JobResult:
     """
     import ray
 
-    from chromaref.platform.video.clip import plan_spans
+    from chromaref.platform.video.clip import ClipResult, plan_spans
     from chromaref.platform.video.io import join_videos, probe_video
 
     source = locate(job.source)
@@ -203,7 +206,7 @@ def _colorize(
     from chromaref.platform.images import LoadedImage, load_image
     from chromaref.platform.models import shared_backbones
     from chromaref.platform.pipeline import ColorizationPipeline
-    from chromaref.platform.video.clip import EncodeOptions, colorize_clip
+    from chromaref.platform.video.clip import EncodeOptions, Span, colorize_clip
     from chromaref.platform.video.io import VideoWriter, probe_video
     from chromaref.retrieval.default import open_index
 
