@@ -8,8 +8,10 @@ holds (the carried luminance agrees). Two weighted data terms are one term at th
 mean with the summed weight, so the evidence of past frames decays geometrically along the
 motion and the same edge-aware solver smooths each frame once. Carrying the evidence rather
 than the previous smoothed result keeps colors from drifting: a smoothed result fed back as
-data is smoothed again every frame, and its errors compound. Where the flow fails
-(occlusions, new content) the reference takes over. A jump of the luminance histogram is a
+data is smoothed again every frame, and its errors compound. The previous result itself is a
+third, weak source (`hold`): it steadies what the reference matches poorly, where there is
+little evidence to carry. Where the flow fails (occlusions, new content) the reference takes
+over. A jump of the luminance histogram is a
 scene cut: nothing is carried across it (the caller may also change the reference there).
 """
 
@@ -68,7 +70,7 @@ class FrameColorizer:
         self.config = config or VideoConfig()
         self.propagation = pipeline.config.propagation
         self.flow = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_FAST)
-        # (L working copy, the data term's ab and confidence on the grid: (1, 3, h, w))
+        # (L working copy, on the grid: the data term's ab and confidence, the result's ab)
         self.previous: tuple[Tensor, Tensor] | None = None
         self.set_reference(reference)
 
