@@ -124,7 +124,7 @@ def colorize_in_pieces(job: VideoJob) -> JobResult:
     from chromaref.platform.video.clip import ClipResult, plan_spans
     from chromaref.platform.video.io import join_videos, probe_video
 
-    source = locate(job.source)
+    source = _seekable(job)
     info = probe_video(source)
     if info.duration is None or job.max_frames is not None:
         return colorize_job(job)
@@ -160,9 +160,7 @@ def _colorize_piece(job: VideoJob, span: Span) -> tuple[ClipResult | None, list[
             folder = Path(scratch, "out")
             folder.mkdir()
             references = _references(job, scratch)
-            where = locate(job.source)  # read by ranges, never downloaded whole
-            source = Path(where.path) if where.is_local else where
-            result = _colorize(job, source, references, folder, None, span)
+            result = _colorize(job, _seekable(job), references, folder, None, span)
             encoded = [path.read_bytes() for path in result.outputs]
             result.outputs = [Path(path.name) for path in result.outputs]
             return result, encoded, None
@@ -184,6 +182,13 @@ class _Outputs:
         if self.out.is_local:
             return str(path)
         return _publish(path, self.out.join(path.name))
+
+
+def _seekable(job: VideoJob) -> Path | Location:
+    """The clip where it lies: a local path, or the stored object, read by ranges (seeking)
+    and never downloaded whole."""
+    where = locate(job.source)
+    return Path(where.path) if where.is_local else where
 
 
 def _references(job: VideoJob, scratch: str) -> list[Path]:
