@@ -357,6 +357,112 @@ def _opencv_example(file: str, category: str) -> Source:
     )
 
 
+SCRATCH = Debian.origin("scratch", "/usr/share/scratch/Media/Backgrounds", "scratch_")
+# the photographed backgrounds; the drawn ones (party-room, room1-3, spotlight-stage,
+# woods-and-bench, graffiti, school2, basketball-court2, the .gif files) are left out
+SCRATCH_PHOTOS = {
+    "Indoors": ("chalkboard", "clothing-store", "hall", "kitchen", "the-movies-inside"),
+    "Nature": (
+        "beach-malibu",
+        "canyon",
+        "flower-bed",
+        "forest",
+        "garden-rock",
+        "grand-canyon",
+        "gravel-desert",
+        "hill",
+        "lake",
+        "moon",
+        "pathway",
+        "tree",
+        "water-and-rocks",
+        "wave",
+    ),
+    "Outdoors": (
+        "all-sports-mural",
+        "atom-playground",
+        "bench-with-view",
+        "berkeley-mural",
+        "boardwalk",
+        "brick-wall-and-stairs",
+        "brick-wall1",
+        "brick-wall2",
+        "building-at-mit",
+        "building-fireproof",
+        "castle",
+        "city-with-water",
+        "city-with-water2",
+        "driveway",
+        "hallway_outdoors",
+        "hay_field",
+        "houses",
+        "mansion",
+        "mural-faro",
+        "parking-ramp",
+        "pool",
+        "route66",
+        "silos",
+        "the-movies",
+        "train-tracks1",
+        "train-tracks2",
+        "village",
+        "wooden-house",
+    ),
+    "Sports": (
+        "baseball-field",
+        "basketball-court1-a",
+        "basketball-court1-b",
+        "football-field",
+        "playing-field",
+        "tennis-backboard",
+    ),
+}
+_SCRATCH_CATEGORY = {"Indoors": "interior", "Nature": "nature", "Outdoors": "building"}
+_SCRATCH_SCENES = {"basketball-court1-a": "court1", "basketball-court1-b": "court1"}
+
+
+def _scratch(folder: str, stem: str) -> Source:
+    return Source(
+        SCRATCH,
+        f"{folder}/{stem}.jpg",
+        "CC-BY-SA-3.0 (Debian copyright of scratch, 'Files: Help/* Media/* Projects')",
+        "Massachusetts Institute of Technology (Scratch 1.4 media library)",
+        _SCRATCH_CATEGORY.get(folder, "scene"),
+        _SCRATCH_SCENES.get(stem) and "scratch_" + _SCRATCH_SCENES[stem],
+        alias=stem.replace("-", "_"),
+    )
+
+
+GIMP_HELP = Debian.origin("gimp-help-en", "/usr/share/gimp/2.0/help/en/images", "gimp_")
+# the unedited photos the manual's examples start from (the edited results are left out)
+GIMP_HELP_PHOTOS = (
+    ("filters/examples/taj_orig.jpg", "building", "taj_mahal"),
+    ("filters/examples/light-and-shadow/vignette-ex-orig.jpg", "animal", "squirrel"),
+    ("filters/examples/distort/spherize-ex-orig.jpg", "nature", "daisies"),
+    ("filters/examples/map/pan-project-origin.jpg", "scene", "panorama"),
+    ("toolbox/3DTransf-orig.jpg", "object", "floppy_disks"),
+    ("tutorials/quickie-flip-example-source.jpg", "person", "guards"),
+    ("tutorials/quickie-jpeg-example.jpg", "object", "red_car"),
+    ("tutorials/quickie-crop-example-source.jpg", "animal", "duck"),
+    ("tutorials/quickie-rotate-example-source.jpg", "interior", "stained_glass"),
+    ("tutorials/tone-mapping/apple-orchard-truck-from-camera.jpg", "scene", "orchard_truck"),
+    ("tutorials/tone-mapping/power-lines.jpg", "sky", "power_lines"),
+    ("tutorials/tone-mapping/tree-exposed-for-sky-ground-is-dark.jpg", "nature", "tree"),
+)
+
+
+def _gimp_help(file: str, category: str, alias: str) -> Source:
+    return Source(
+        GIMP_HELP,
+        file,
+        "GFDL-1.2+ with no invariant sections (Debian copyright of gimp-help-common, for "
+        "gimp-help-en, 'Files: *')",
+        "The GIMP Documentation Team (GIMP user manual)",
+        category,
+        alias=alias,
+    )
+
+
 _HELD_OUT = "held out: the gray group-portrait test photo of benchmarks/bundled_corpus.py"
 
 CORPUS_SOURCES: tuple[Source, ...] = (
@@ -458,4 +564,6 @@ CORPUS_SOURCES: tuple[Source, ...] = (
     _opencv_example("hfs/data/002.jpg", "nature"),
     _opencv_example("alphamat/input_images/plant.jpg", "nature"),
     *(_opencv_example(f"text/scenetext0{n}.jpg", "scene") for n in range(1, 7)),
+    *(_scratch(folder, stem) for folder, stems in SCRATCH_PHOTOS.items() for stem in stems),
+    *(_gimp_help(*photo) for photo in GIMP_HELP_PHOTOS),
 )
