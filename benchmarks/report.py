@@ -448,6 +448,7 @@ def _with_readme_results(readme: str) -> str:
 def render() -> tuple[str, list[Figure]]:
     """The whole page from the results on disk, and the plots it links to."""
     from benchmarks.report_cluster import cluster_section  # here: they import this module
+    from benchmarks.report_scale import scale_section
     from benchmarks.report_serving import serving_section
     from benchmarks.report_speed import speed_section
     from benchmarks.report_training import training_section
@@ -462,6 +463,7 @@ def render() -> tuple[str, list[Figure]]:
         speed_section(_load("speed"), "cpu", figures),
         retrieval_section(_load("retrieval_quality"), _load("retrieval_labelled")),
         throughput_section(_load("retrieval_throughput")),
+        scale_section(_load("scale")),
         vector_index_section(_load("vector_index"), figures),
         serving_section(_load("serving"), figures),
         video_section(_load("video")),
