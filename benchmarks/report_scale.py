@@ -62,9 +62,12 @@ def _growth(builds: list[dict]) -> str:
                 ("all workers", "workers_peak_pss_mb"),
             )
         )
+        added = large["indexed"] - small["indexed"]
+        per_image_kb = (large["driver_peak_rss_mb"] - small["driver_peak_rss_mb"]) * 1e3 / added
         lines.append(
             f"- {layout}: {large['indexed'] / small['indexed']:.1f}x the images, peak memory "
-            f"{ratios}; {large['images_per_s']:.1f} vs {small['images_per_s']:.1f} images/s."
+            f"{ratios} (the driver {per_image_kb:.0f} KB more per added image); "
+            f"{large['images_per_s']:.1f} vs {small['images_per_s']:.1f} images/s."
         )
     return "\n".join(lines)
 
