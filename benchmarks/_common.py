@@ -77,6 +77,33 @@ def run_child(module: str, args: list[str]) -> dict[str, Any]:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def processes() -> dict[int, tuple[int, str, float]]:
+    """pid -> (parent pid, program name, CPU seconds so far) of every readable process."""
+    found = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            name = (entry / "cmdline").read_bytes().split(b"\0")[0].decode(errors="replace")
+        except OSError:
+            continue
+        fields = stat.rsplit(")", 1)[1].split()  # after "pid (comm)": state, ppid, ...
+        cpu = (int(fields[11]) + int(fields[12])) / CLOCK_TICKS  # utime + stime
+        found[int(entry.name)] = (int(fields[1]), name, cpu)
+    return found
+
+
+def descends_from(pid: int, ancestor: int, parents: dict[int, int]) -> bool:
+    """Whether `pid` is `ancestor` or one of its descendants, following `parents`."""
+    while pid not in (0, ancestor):
+        pid = parents.get(pid, 0)
+    return pid == ancestor
+
+
 def write_json(name: str, payload: dict[str, Any]) -> Path:
     """Write results atomically to benchmarks/results/<name>.json."""
     path = RESULTS_DIR / f"{name}.json"

@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks._common import run_child, table, write_json
+from benchmarks._common import descends_from, processes, run_child, table, write_json
 
 CLASSES = 100
 PARQUET_ROWS = 1000
@@ -94,25 +94,13 @@ class _WorkerMemory:
 
 def _our_workers() -> list[int]:
     """Pids of the Ray workers descended from this process."""
-    parents, workers = {}, []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-            name = (entry / "cmdline").read_bytes().split(b"\0")[0]
-        except OSError:
-            continue
-        parents[int(entry.name)] = int(stat.rsplit(")", 1)[1].split()[1])
-        if name.startswith(b"ray::"):
-            workers.append(int(entry.name))
-
-    def ours(pid: int) -> bool:
-        while pid not in (0, 1, os.getpid()):
-            pid = parents.get(pid, 0)
-        return pid == os.getpid()
-
-    return [pid for pid in workers if ours(pid)]
+    found = processes()
+    parents = {pid: parent for pid, (parent, _, _) in found.items()}
+    return [
+        pid
+        for pid, (_, name, _) in found.items()
+        if name.startswith("ray::") and descends_from(pid, os.getpid(), parents)
+    ]
 
 
 def _memory(pid: int) -> tuple[int, int]:

@@ -35,7 +35,7 @@ import numpy as np
 import requests
 from PIL import Image
 
-from benchmarks._common import table, write_json
+from benchmarks._common import CLOCK_TICKS, descends_from, processes, table, write_json
 from benchmarks.report_serving import (
     APP_ROLES,
     LOAD_HEADERS,
@@ -59,7 +59,6 @@ AUTOSCALING = {
     "upscale_delay_s": 2,
     "downscale_delay_s": 10,
 }
-CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
 def settings(replicas: int, batching: bool, **autoscaling: float) -> dict[str, Any]:
@@ -128,32 +127,12 @@ class InFlight:
 # -- CPU time by process, from /proc ---------------------------------------------------------
 
 
-def _processes() -> dict[int, tuple[int, str, float]]:
-    """pid -> (parent pid, program name, CPU seconds so far) of every readable process."""
-    found = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-            name = (entry / "cmdline").read_bytes().split(b"\0")[0].decode(errors="replace")
-        except OSError:
-            continue
-        fields = stat.rsplit(")", 1)[1].split()  # after "pid (comm)": state, ppid, ...
-        cpu = (int(fields[11]) + int(fields[12])) / CLOCK_TICKS  # utime + stime
-        found[int(entry.name)] = (int(fields[1]), name, cpu)
-    return found
-
-
 def _role(pid: int, name: str, parents: dict[int, int]) -> str | None:
     """What a process is to this benchmark: a Serve deployment, the proxy, the rest of our
     Ray, this client; None when it is not ours (other users of the machine)."""
     if pid == os.getpid():
         return "client"
-    ancestor = parents.get(pid, 0)
-    while ancestor not in (0, os.getpid()):
-        ancestor = parents.get(ancestor, 0)
-    if ancestor == 0:
+    if not descends_from(pid, os.getpid(), parents):
         return None
     if name.startswith(f"ray::ServeReplica:{APP_NAME}:"):
         return name.rsplit(":", 1)[1]
@@ -169,9 +148,9 @@ def _busy_seconds() -> float:
 
 
 def cpu_snapshot() -> tuple[float, dict[int, tuple[str | None, float]]]:
-    processes = _processes()
-    parents = {pid: parent for pid, (parent, _, _) in processes.items()}
-    roles = {pid: (_role(pid, name, parents), cpu) for pid, (_, name, cpu) in processes.items()}
+    found = processes()
+    parents = {pid: parent for pid, (parent, _, _) in found.items()}
+    roles = {pid: (_role(pid, name, parents), cpu) for pid, (_, name, cpu) in found.items()}
     return _busy_seconds(), roles
 
 
