@@ -9,7 +9,8 @@ a distinct ImageNet-like JPEG (500x375, ~85 KB). The same files are laid out as 
 (100 class folders, ImageNet's layout) and as Parquet (files of 1,000 rows in row groups of
 100, an `image` bytes column and a `label` column); the 10k corpus is the first half of the
 20k one. Each build runs `build_index` end to end on its own private local Ray in a fresh
-process, so its peaks are its own: the driver's peak RSS (VmHWM), and, sampled every 0.5 s
+process, so its peaks are its own: the driver's peak RSS (VmHWM, beside the size of the FAISS
+index it holds in memory while building it), and, sampled every 0.5 s
 from /proc, the largest RSS of any one Ray worker and the PSS of all of them together (shared
 pages split between the processes that map them; object store pages a worker touches count).
 Then the built index answers gray queries from the corpus: the first (model load included)
@@ -147,6 +148,7 @@ def _search_latency(index_dir: Path, corpus: Path) -> dict:
 
 def child(layout: str, size: int, corpus: Path, out: Path) -> dict:
     """One build in this (fresh) process; the figures as a dict."""
+    from chromaref.retrieval import store
     from chromaref.retrieval.build import BuildConfig, build_index
     from chromaref.retrieval.runtime import ensure_ray
 
@@ -164,6 +166,7 @@ def child(layout: str, size: int, corpus: Path, out: Path) -> dict:
         "images_per_s": report.described / seconds,
         "stage_seconds": report.stage_seconds,
         "index_mb": report.index_bytes / 1e6,
+        "faiss_mb": store.read_manifest(out)["vector_index"]["bytes"] / 1e6,
         "driver_peak_rss_mb": _peak_rss() / 1e6,
         "worker_peak_rss_mb": workers.largest_rss / 1e6,
         "workers_peak_pss_mb": workers.total_pss / 1e6,

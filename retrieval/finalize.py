@@ -5,8 +5,9 @@ a duplicate and is skipped with the uri it duplicates, so the result does not de
 order in which workers finished. A row is also skipped, with its reason, when its
 descriptors are not finite or when a search could not read it back from the corpus root
 (e.g. a symbolic link out of the corpus): an index holds only rows it can serve. Memory stays
-bounded: descriptors are streamed shard by shard into memory-mapped arrays, and FAISS reads
-the semantic vectors in batches.
+bounded: descriptors are streamed shard by shard into the .npy arrays, and FAISS reads the
+semantic vectors back in batches, both with plain file I/O (`npy_rows`), so the driver holds
+one shard or batch at a time besides the FAISS index itself.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from chromaref.platform.errors import ConfigError, FileError
 from chromaref.retrieval import store
 from chromaref.retrieval.confine import CorpusRoot
 from chromaref.retrieval.corpus import parse_uri
+from chromaref.retrieval.npy_rows import NpyRows, NpyRowWriter
 from chromaref.retrieval.storage import locate
 from chromaref.retrieval.vector_index import build_vector_index
 
@@ -88,25 +90,21 @@ def _write_rows_and_arrays(
     """rows.parquet (with each row's descriptor digests) and the row-aligned .npy arrays."""
     count = int(sum(m.sum() for m in masks))
     arrays = {
-        name: np.lib.format.open_memmap(
-            staging / f"{name}.npy", mode="w+", dtype=dtype, shape=(count, *dims[name])
-        )
+        name: NpyRowWriter(staging / f"{name}.npy", dtype, (count, *dims[name]))
         for name, dtype in store.DESCRIPTOR_DTYPES.items()
     }
-    row_tables, offset = [], 0
+    row_tables = []
     digests: dict[str, list[np.ndarray]] = {name: [] for name in arrays}
     columns = ["id", "uri", "label", "sha1", *arrays]
     for table, keep in zip(store.iter_shard_tables(staging, records, columns), masks, strict=True):
         table = table.filter(pa.array(keep))
-        n = table.num_rows
         for name, array in arrays.items():
             values = store.as_numpy(table[name], dims[name]).astype(array.dtype, copy=False)
-            array[offset : offset + n] = values
+            array.append(values)
             digests[name].append(store.row_digests(values))
         row_tables.append(table.select(["id", "uri", "label", "sha1"]))
-        offset += n
     for array in arrays.values():
-        array.flush()
+        array.close()
     rows = pa.concat_tables(row_tables)
     for name, parts in digests.items():
         rows = rows.append_column(f"digest_{name}", pa.array(np.concatenate(parts), pa.uint64()))
@@ -140,8 +138,8 @@ def finalize_index(
             "references must be readable color images"
         )
     report.count = _write_rows_and_arrays(staging, records, masks, dims)
-    semantic = np.load(staging / "semantic.npy", mmap_mode="r")
-    vectors, vector_report = build_vector_index(semantic, config=config.vectors)
+    with NpyRows(staging / "semantic.npy") as semantic:
+        vectors, vector_report = build_vector_index(semantic, config=config.vectors)
     vectors.save(staging / store.FAISS)
     report.index_bytes = sum(p.stat().st_size for p in staging.rglob("*") if p.is_file())
     report.stage_seconds["index"] = time.perf_counter() - start  # the manifest write is ~ms

@@ -8,9 +8,10 @@ corpus vectors held out of the index until then; the fastest one reaching the ta
 The factory string, metric and settings are saved with the index, so speed and recall are
 known rather than guessed.
 
-Vectors are L2-normalised float32 and the metric is the inner product (cosine similarity). A
-memory-mapped array (`np.load(path, mmap_mode="r")`) is read in `add_batch` slices, so corpora
-larger than memory can be indexed.
+Vectors are L2-normalised float32 and the metric is the inner product (cosine similarity).
+The input is read in `add_batch` slices, so corpora larger than memory can be indexed from a
+memory-mapped array or, without the map's pages piling up in the resident set, from
+`npy_rows.NpyRows`.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt, PositiveInt, 
 
 from chromaref.platform.errors import ConfigError, IndexFileError
 from chromaref.platform.files import atomic_path
+from chromaref.retrieval.npy_rows import NpyRows
 
 try:
     import faiss
@@ -194,14 +196,15 @@ class VectorIndex:
 
 
 def build_vector_index(
-    vectors: np.ndarray, *, config: VectorIndexConfig | None = None
+    vectors: np.ndarray | NpyRows, *, config: VectorIndexConfig | None = None
 ) -> tuple[VectorIndex, VectorIndexReport]:
-    """Build, fill and tune an index over (n, d) vectors, in memory or memory-mapped.
+    """Build, fill and tune an index over (n, d) vectors: an array (in memory or memory-mapped)
+    or rows streamed from a .npy file.
 
     Training uses the first `train_sample` vectors; vectors are read `add_batch` at a time.
     """
     config = config or VectorIndexConfig()
-    vectors = np.asarray(vectors)
+    vectors = vectors if isinstance(vectors, NpyRows) else np.asarray(vectors)
     if vectors.ndim != 2 or 0 in vectors.shape:
         raise ConfigError(f"vectors must be a non-empty 2-D (n, d) array, got {vectors.shape}")
     (count, dim), start = vectors.shape, time.perf_counter()
@@ -328,7 +331,7 @@ def _parameter_space() -> faiss.ParameterSpace:
 
 def _add_all(
     index: faiss.Index,
-    vectors: np.ndarray,
+    vectors: np.ndarray | NpyRows,
     add_batch: int,
     query_rows: np.ndarray,
     queries: np.ndarray,

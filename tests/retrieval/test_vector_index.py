@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from chromaref.platform.errors import ConfigError
+from chromaref.retrieval.npy_rows import NpyRows
 from chromaref.retrieval.vector_index import (
     IndexFileError,
     IndexMeta,
@@ -122,10 +123,14 @@ def test_auto_picks_the_factory_by_size(n, kind, factory):
     assert (report.measured_recall_at_10 is None) == (kind == "flat")
 
 
-def test_memory_mapped_vectors_give_the_same_index_as_an_array(tmp_path):
+@pytest.mark.parametrize("read", ["memory-mapped", "streamed"])
+def test_vectors_from_disk_give_the_same_index_as_an_array(tmp_path, read):
     vectors = clustered(5_000, seed=5)
     np.save(tmp_path / "v.npy", vectors.astype(np.float64))
-    mapped = np.load(tmp_path / "v.npy", mmap_mode="r")
+    if read == "streamed":
+        mapped = NpyRows(tmp_path / "v.npy")
+    else:
+        mapped = np.load(tmp_path / "v.npy", mmap_mode="r")
     queries = clustered(20, seed=6)
     config = VectorIndexConfig(kind="flat", pca_dim=32, add_batch=512)  # trained and tuned
     from_disk, report = build_vector_index(mapped, config=config)
