@@ -135,7 +135,8 @@ def _role(pid: int, name: str, parents: dict[int, int]) -> str | None:
     if not descends_from(pid, os.getpid(), parents):
         return None
     if name.startswith(f"ray::ServeReplica:{APP_NAME}:"):
-        return name.rsplit(":", 1)[1]
+        # "...:Colorizer", or "...:Colorizer.handle_request_with_rejection" while it runs one
+        return name.rsplit(":", 1)[1].split(".", 1)[0]
     return "proxy" if name == "ray::ProxyActor" else "Ray"
 
 

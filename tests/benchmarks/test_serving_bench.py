@@ -4,6 +4,7 @@ the page's serving section is built from what it wrote. Timings are not asserted
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 from test_suite_smoke import _run
@@ -29,3 +30,15 @@ def test_serving_benchmark_quick(tmp_path):
     assert "## Serving: Ray Serve over HTTP (CPU)\n" in page
     assert f"{results['load'][0]['throughput_rps']:.2f}" in page
     assert (tmp_path / "images" / "serving_autoscaling.png").is_file()
+
+
+def test_a_replica_running_a_request_keeps_its_role():
+    """Ray retitles a replica's process while it runs a method; its CPU is still its own."""
+    from benchmarks.serving import APP_NAME, _role
+
+    parents = {101: os.getpid(), 102: 101, 103: 1}
+    replica = f"ray::ServeReplica:{APP_NAME}:Colorizer"
+    assert _role(102, replica, parents) == "Colorizer"
+    assert _role(102, f"{replica}.handle_request_with_rejection", parents) == "Colorizer"
+    assert _role(101, "ray::ProxyActor", parents) == "proxy"
+    assert _role(103, replica, parents) is None  # another user's Ray
