@@ -51,11 +51,10 @@ class NpyRowWriter:
 
 class NpyRows:
     """Read-only rows of a C-ordered .npy file: `len`, `shape`, `dtype`, and indexing by a
-    slice or by sorted row numbers, each read with `os.pread` into a fresh array."""
+    slice or by row numbers, each read with positioned reads into a fresh array."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._fd = os.open(path, os.O_RDONLY)
         with open(path, "rb") as file:
             version = npy_format.read_magic(file)
             if version not in ((1, 0), (2, 0)):
@@ -64,8 +63,8 @@ class NpyRows:
             self.shape, fortran, self.dtype = read_header(file)
             self._offset = file.tell()
         if fortran or self.dtype.hasobject or len(self.shape) < 1:
-            os.close(self._fd)
             raise ValueError(f"{path}: not a C-ordered numeric array with rows")
+        self._fd = os.open(path, os.O_RDONLY)
         self._row_bytes = self.dtype.itemsize * int(np.prod(self.shape[1:], dtype=np.int64))
         self.ndim = len(self.shape)
 

@@ -85,3 +85,12 @@ def test_streaming_a_large_file_holds_one_batch_not_the_file(tmp_path):
     grown_by_map = _resident_kb() - before
     assert grown_by_map > 80 * 1024  # the map's pages stay resident (the old build's driver)
     assert streamed < 16 * 1024  # 96 MiB went through; a few batches at most stay
+
+
+def test_a_file_that_is_not_a_numeric_npy_is_refused(tmp_path):
+    (tmp_path / "text.npy").write_bytes(b"not an array at all")
+    with pytest.raises(ValueError):
+        NpyRows(tmp_path / "text.npy")
+    np.save(tmp_path / "fortran.npy", np.asfortranarray(np.ones((4, 3))))
+    with pytest.raises(ValueError, match="not a C-ordered numeric array"):
+        NpyRows(tmp_path / "fortran.npy")
