@@ -36,19 +36,28 @@ def _cpu_model() -> str:
     return stdlib_platform.processor() or stdlib_platform.machine()
 
 
+# What the benchmarks themselves write: a run that has saved some results is still clean.
+OUTPUTS = ("benchmarks/results", "docs/images")
+
+
 def _commit() -> str:
-    """`git describe --always --dirty`: the commit, suffixed `-dirty` when the working tree
-    had uncommitted changes, so a number measured on edited code does not claim a commit."""
+    """The commit (`git describe --always`), suffixed `-dirty` when the working tree had other
+    changes than the benchmarks' own outputs, so a number measured on edited code does not
+    claim a commit (`git describe --dirty` would also count the results an earlier step of
+    the same run had written)."""
+
+    def git(*args: str) -> str:
+        done = subprocess.run(
+            ["git", *args], cwd=REPO_ROOT, capture_output=True, text=True, check=True
+        )
+        return done.stdout.strip()
+
     try:
-        return subprocess.run(
-            ["git", "describe", "--always", "--dirty"],
-            cwd=REPO_ROOT,
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
+        commit = git("describe", "--always")
+        changed = git("status", "--porcelain", "--", ".", *(f":(exclude){o}" for o in OUTPUTS))
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
+    return commit + ("-dirty" if changed else "")
 
 
 def machine() -> dict[str, Any]:

@@ -64,15 +64,11 @@ def _growth(builds: list[dict]) -> str:
         )
         added = large["indexed"] - small["indexed"]
         per_image_kb = (large["driver_peak_rss_mb"] - small["driver_peak_rss_mb"]) * 1e3 / added
-        faiss_kb = (
-            f", of which {(large['faiss_mb'] - small['faiss_mb']) * 1e3 / added:.1f} KB is the "
-            "FAISS index it builds in memory"
-            if "faiss_mb" in large
-            else ""
-        )
+        faiss_kb = (large["faiss_mb"] - small["faiss_mb"]) * 1e3 / added
         lines.append(
             f"- {layout}: {large['indexed'] / small['indexed']:.1f}x the images, peak memory "
-            f"{ratios} (the driver {per_image_kb:.1f} KB more per added image{faiss_kb}); "
+            f"{ratios} (the driver {per_image_kb:.1f} KB more per added image, of which "
+            f"{faiss_kb:.1f} KB is the FAISS index it builds in memory); "
             f"{large['images_per_s']:.1f} vs {small['images_per_s']:.1f} images/s."
         )
     return "\n".join(lines)

@@ -72,3 +72,25 @@ def test_provenance_says_when_numbers_come_from_uncommitted_code():
     assert "(commit `abc1234-dirty` (uncommitted changes), " in _provenance({"machine": dirty}, "x")
     older = {k: v for k, v in clean.items() if k != "dirty"}  # records made before `dirty`
     assert _provenance({"machine": older}, "x") == _provenance({"machine": clean}, "x")
+
+
+def test_a_run_that_saved_results_still_names_a_clean_commit(tmp_path, monkeypatch):
+    """Only edits beyond the benchmarks' own outputs make a record `-dirty`."""
+    import subprocess
+
+    from benchmarks import _common
+
+    def git(*args):
+        subprocess.run(["git", *args], cwd=tmp_path, check=True, capture_output=True)
+
+    (tmp_path / "benchmarks" / "results").mkdir(parents=True)
+    (tmp_path / "code.py").write_text("x = 1\n")
+    (tmp_path / "benchmarks" / "results" / "a.json").write_text("{}\n")
+    git("init", "-q")
+    git("add", ".")
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "c")
+    monkeypatch.setattr(_common, "REPO_ROOT", tmp_path)
+    (tmp_path / "benchmarks" / "results" / "a.json").write_text('{"new": 1}\n')
+    assert not _common._commit().endswith("-dirty")
+    (tmp_path / "code.py").write_text("x = 2\n")
+    assert _common._commit().endswith("-dirty")
