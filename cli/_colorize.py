@@ -20,11 +20,11 @@ import numpy as np
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+from chromaref.cli._common import writable_folder
 from chromaref.cli._outputs import (
     OutputClaims,
     Target,
     discover_targets,
-    writable_folder,
     write_error,
 )
 from chromaref.platform.color import gray_from_l, tensor_to_image

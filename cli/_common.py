@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from collections.abc import Callable
 from functools import wraps
+from pathlib import Path
 from typing import TypeVar
 
 import typer
@@ -13,7 +15,7 @@ from pydantic import ValidationError
 from rich.console import Console
 from rich.logging import RichHandler
 
-from chromaref.platform.errors import ChromarefError
+from chromaref.platform.errors import ChromarefError, ConfigError, FileError
 
 console = Console(stderr=True, soft_wrap=True)  # one error = one line, never wrapped
 F = TypeVar("F", bound=Callable[..., object])
@@ -37,6 +39,36 @@ def setup_logging(verbose: bool) -> None:
         handlers=[handler],
         force=True,
     )
+
+
+def check_reference_choice(references: object, auto: bool) -> None:
+    """References come from -r or from --auto: exactly one of the two.
+
+    Raises:
+        ConfigError: both given, or neither.
+    """
+    if references and auto:
+        raise ConfigError("give references with --reference/-r or use --auto, not both")
+    if not references and not auto:
+        raise ConfigError("no reference: give one with --reference/-r, or use --auto")
+
+
+def writable_folder(out: Path) -> None:
+    """Make --out and check that files can be made in it: when they cannot, no result can be
+    written, so the run stops before any work.
+
+    Raises:
+        FileError: --out cannot be made or written to.
+    """
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / f".chromaref-probe-{os.getpid()}"
+        probe.touch()
+        probe.unlink()
+    except OSError as exc:
+        in_the_way = next((p for p in (out, *out.parents) if p.is_file()), None)
+        reason = f"{in_the_way} is a file, not a folder" if in_the_way else exc.strerror or exc
+        raise FileError(out, f"cannot write results here ({reason})") from None
 
 
 def friendly_errors(command: F) -> F:
@@ -66,7 +98,7 @@ def friendly_errors(command: F) -> F:
         except (typer.Exit, typer.Abort):
             raise
         except Exception as exc:
-            logging.getLogger(__name__).debug("internal error", exc_info=True)
+            logging.getLogger(__name__).info("internal error", exc_info=True)  # shown by -v
             console.print(
                 f"[red]internal error:[/red] {type(exc).__name__}: {exc} "
                 "(rerun with --verbose for details and please report it)",

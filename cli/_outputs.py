@@ -147,19 +147,3 @@ def write_error(path: Path, exc: OSError) -> FileError:
     if isinstance(exc, IsADirectoryError):
         return FileError(path, "cannot write: a folder has this name")
     return FileError(path, f"cannot write ({exc.strerror or exc})")
-
-
-def writable_folder(out: Path) -> None:
-    """Make --out and check that files can be made in it: when they cannot, no target can be
-    written, so the run stops before any work.
-
-    Raises:
-        FileError: --out cannot be made or written to.
-    """
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        probe = out / f".chromaref-probe-{os.getpid()}"
-        probe.touch()
-        probe.unlink()
-    except OSError as exc:
-        raise FileError(out, f"cannot write results here ({exc.strerror or exc})") from None

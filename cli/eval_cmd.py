@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from chromaref.cli._common import console, friendly_errors, setup_logging
+from chromaref.cli._common import console, friendly_errors, setup_logging, writable_folder
 from chromaref.cli._model import ModelOption, trained_config
 from chromaref.platform.errors import ConfigError
 
@@ -38,15 +38,17 @@ def eval_command(
     same-category (CATEGORY/photo folders) and an unrelated reference, and write metrics (CSV,
     JSON, Markdown), grids and an HTML report."""
     from chromaref.evaluation.report import markdown_table, summarise, write_report
-    from chromaref.evaluation.run import evaluate, index_retriever
+    from chromaref.evaluation.run import check_request, evaluate, index_retriever
     from chromaref.retrieval.build import BuildConfig, build_index
     from chromaref.retrieval.index import Index
 
     setup_logging(verbose)
     chosen = tuple(m.strip() for m in methods.split(",") if m.strip())
     columns = (TextColumn("evaluating"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+    check_request(chosen, limit)  # before the index build, which takes a while
     if model is not None and "trained" not in chosen:
         raise ConfigError("--model is for the trained method: add it to --methods")
+    writable_folder(out)
     with tempfile.TemporaryDirectory() as tmp, trained_config(model) as trained:
         if index is None:
             index = Path(tmp) / "index"

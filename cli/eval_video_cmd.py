@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Annotated
 import numpy as np
 import typer
 
-from chromaref.cli._common import console, friendly_errors, setup_logging
+from chromaref.cli._common import console, friendly_errors, setup_logging, writable_folder
 from chromaref.platform.config import VideoConfig
 from chromaref.platform.errors import ConfigError
 
@@ -86,6 +86,18 @@ def sample_frames(total: int | None, count: int) -> set[int]:
     return {int(n) for n in np.linspace(0, total - 1, min(count, total)).round()}
 
 
+def _finite(value: object) -> object:
+    """`value` with NaN and infinities as None: JSON has no such numbers (strict readers refuse
+    Python's `NaN`), and a metric can be undefined (e.g. no pixel survives the occlusion mask)."""
+    if isinstance(value, float):
+        return value if np.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    return value
+
+
 @friendly_errors
 def eval_video_command(
     clip: Annotated[Path, typer.Argument(help="A COLOR video: it is turned gray and colorized.")],
@@ -126,6 +138,9 @@ def eval_video_command(
     setup_logging(verbose)
     if max_frames is not None and max_frames < 2:
         raise ConfigError(f"--max-frames must be at least 2 (motion needs two), got {max_frames}")
+    if samples < 1:
+        raise ConfigError(f"--samples must be at least 1, got {samples}")
+    writable_folder(out)
     config = VideoConfig(temporal_weight=temporal_weight, hold=hold, flow_sigma=flow_sigma)
     pipeline = ColorizationPipeline(
         PipelineConfig(matching=MatchingConfig(working_size=working_size))
@@ -147,7 +162,8 @@ def eval_video_command(
         keep=sample_frames(total, samples),
         per_frame=True,
     )
-    out.mkdir(parents=True, exist_ok=True)
+    if evaluation.frames < 2:
+        raise ConfigError(f"{clip}: {evaluation.frames} frame(s); the video metrics need 2 or more")
     record = {
         "clip": str(clip),
         "reference": described,
@@ -158,7 +174,7 @@ def eval_video_command(
         "colorize_seconds": evaluation.seconds,
         "scores": evaluation.scores,
     }
-    atomic_write_text(out / "metrics.json", json.dumps(record, indent=2) + "\n")
+    atomic_write_text(out / "metrics.json", json.dumps(_finite(record), indent=2) + "\n")
     save_image(strip(evaluation.samples), out / "strip.jpg", quality=90)
     atomic_write_text(out / "report.md", markdown(evaluation, clip, described))
     console.print(markdown(evaluation, clip, described), highlight=False, markup=False)

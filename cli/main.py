@@ -23,7 +23,13 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from chromaref.cli._common import EXIT_PARTIAL, console, friendly_errors, setup_logging
+from chromaref.cli._common import (
+    EXIT_PARTIAL,
+    check_reference_choice,
+    console,
+    friendly_errors,
+    setup_logging,
+)
 from chromaref.cli._model import ModelOption
 from chromaref.cli.eval_cmd import eval_command
 from chromaref.cli.eval_video_cmd import eval_video_command
@@ -133,8 +139,7 @@ def colorize(
     from chromaref.cli._colorize import fixed_references, run_colorize
 
     setup_logging(verbose)
-    if bool(reference) == auto:
-        raise ConfigError("give references with --reference/-r, or use --auto (not both)")
+    check_reference_choice(reference, auto)
     if top < 1:
         raise ConfigError(f"--top must be at least 1, got {top}")
     from chromaref.platform.models import shared_backbones

@@ -23,7 +23,14 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from chromaref.cli._common import EXIT_PARTIAL, console, friendly_errors, setup_logging
+from chromaref.cli._common import (
+    EXIT_PARTIAL,
+    check_reference_choice,
+    console,
+    friendly_errors,
+    setup_logging,
+    writable_folder,
+)
 from chromaref.cli._video_job import (
     JobResult,
     VideoJob,
@@ -60,7 +67,9 @@ def video_command(
         str, typer.Option("--out", "-o", help="Output folder: a path or a URI (s3://).")
     ] = "chromaref-out",
     codec: Annotated[str, typer.Option(help="Video codec of the outputs.")] = "libx264",
-    crf: Annotated[int, typer.Option(help="Quality (x264 CRF: lower is better).")] = 18,
+    crf: Annotated[
+        int, typer.Option(min=0, max=51, help="Quality (x264 CRF, 0..51: lower is better).")
+    ] = 18,
     temporal: Annotated[
         bool, typer.Option(help="Carry colors from frame to frame (off: each frame alone).")
     ] = True,
@@ -68,7 +77,7 @@ def video_command(
         float, typer.Option(help="Luminance-histogram jump (0..2) that counts as a scene cut.")
     ] = 0.6,
     max_frames: Annotated[
-        int | None, typer.Option(help="Stop after this many frames (a preview).")
+        int | None, typer.Option(min=1, help="Stop after this many frames (a preview).")
     ] = None,
     working_size: Annotated[
         int, typer.Option(help="Long side (px) of the matched copy.")
@@ -89,8 +98,7 @@ def video_command(
     """Colorize videos from color references: one output video per reference, colors carried
     from frame to frame (optical flow) and re-anchored at scene cuts."""
     setup_logging(verbose)
-    if bool(reference) == auto:
-        raise ConfigError("give references with --reference/-r, or use --auto (not both)")
+    check_reference_choice(reference, auto)
     if top < 1:
         raise ConfigError(f"--top must be at least 1, got {top}")
     if chunk_seconds < 0:
@@ -98,7 +106,7 @@ def video_command(
     clips = find_clips(inputs)
     out = absolute(out)  # absolute: a cluster's workers run in another folder
     if "://" not in out:
-        Path(out).mkdir(parents=True, exist_ok=True)
+        writable_folder(Path(out))
     references = tuple(absolute(r) for r in reference or ())
     index = absolute(index) if index else None
     jobs = [

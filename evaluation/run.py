@@ -158,10 +158,7 @@ def evaluate(
     `retrieve(gray, path)` returns the retrieved reference for a photo (excluding itself);
     without it the `retrieved` column is left out.
     """
-    unknown = set(methods) - set(ALL_METHODS)
-    if unknown:
-        known = ", ".join(ALL_METHODS)
-        raise ConfigError(f"unknown method(s) {sorted(unknown)}; available: {known}")
+    check_request(methods, limit)
     paths = _photos(images)  # references are drawn from all of them
     chosen = _spread(paths, limit)
     pipelines = method_pipelines(methods, trained)
@@ -199,7 +196,26 @@ def evaluate(
             result.diversity += photo.diversity
         if progress:
             progress(done, len(chosen))
+    if not result.rows:
+        reasons = "; ".join(f"{Path(p).name}: {why}" for p, why in result.skipped[:3])
+        raise ConfigError(f"no photo of {images} could be evaluated ({reasons})")
     return result
+
+
+def check_request(methods: tuple[str, ...], limit: int | None) -> None:
+    """Refuse an empty or unknown method list and a `limit` below 1 before any work starts.
+
+    Raises:
+        ConfigError: with the option's name and what it accepts.
+    """
+    known = ", ".join(ALL_METHODS)
+    if not methods:
+        raise ConfigError(f"--methods names no method; available: {known}")
+    unknown = set(methods) - set(ALL_METHODS)
+    if unknown:
+        raise ConfigError(f"unknown method(s) {sorted(unknown)}; available: {known}")
+    if limit is not None and limit < 1:
+        raise ConfigError(f"--limit must be at least 1, got {limit}")
 
 
 def method_pipelines(

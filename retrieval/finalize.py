@@ -15,6 +15,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import time
+from contextlib import ExitStack
 from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -89,22 +90,24 @@ def _write_rows_and_arrays(
 ) -> int:
     """rows.parquet (with each row's descriptor digests) and the row-aligned .npy arrays."""
     count = int(sum(m.sum() for m in masks))
-    arrays = {
-        name: NpyRowWriter(staging / f"{name}.npy", dtype, (count, *dims[name]))
-        for name, dtype in store.DESCRIPTOR_DTYPES.items()
-    }
     row_tables = []
-    digests: dict[str, list[np.ndarray]] = {name: [] for name in arrays}
-    columns = ["id", "uri", "label", "sha1", *arrays]
-    for table, keep in zip(store.iter_shard_tables(staging, records, columns), masks, strict=True):
-        table = table.filter(pa.array(keep))
-        for name, array in arrays.items():
-            values = store.as_numpy(table[name], dims[name]).astype(array.dtype, copy=False)
-            array.append(values)
-            digests[name].append(store.row_digests(values))
-        row_tables.append(table.select(["id", "uri", "label", "sha1"]))
-    for array in arrays.values():
-        array.close()
+    digests: dict[str, list[np.ndarray]] = {name: [] for name in store.DESCRIPTOR_DTYPES}
+    columns = ["id", "uri", "label", "sha1", *store.DESCRIPTOR_DTYPES]
+    with ExitStack() as open_files:  # closed (and their row counts checked) on every path
+        arrays = {
+            name: open_files.enter_context(
+                NpyRowWriter(staging / f"{name}.npy", dtype, (count, *dims[name]))
+            )
+            for name, dtype in store.DESCRIPTOR_DTYPES.items()
+        }
+        tables = store.iter_shard_tables(staging, records, columns)
+        for table, keep in zip(tables, masks, strict=True):
+            table = table.filter(pa.array(keep))
+            for name, array in arrays.items():
+                values = store.as_numpy(table[name], dims[name]).astype(array.dtype, copy=False)
+                array.append(values)
+                digests[name].append(store.row_digests(values))
+            row_tables.append(table.select(["id", "uri", "label", "sha1"]))
     rows = pa.concat_tables(row_tables)
     for name, parts in digests.items():
         rows = rows.append_column(f"digest_{name}", pa.array(np.concatenate(parts), pa.uint64()))

@@ -221,7 +221,12 @@ def build_vector_index(
     factory = f"IDMap,{core}" if n_queries else core  # IDMap: held-out queries join last
     index = faiss.index_factory(dim, factory, faiss.METRIC_INNER_PRODUCT)
     space = _search_space(faiss.downcast_index(index.index)) if n_queries else None
-    sample = None if index.is_trained else _normalised(vectors[:sample_rows], "training sample")
+    streamed = isinstance(vectors, NpyRows)  # its reads are fresh arrays: normalised in place
+    sample = (
+        None
+        if index.is_trained
+        else _normalised(vectors[:sample_rows], "training sample", owned=streamed)
+    )
     if index_dim < dim:
         _train_uncentred_pca(index, sample)
     index, gpu = _on_gpu(index, kind, config.use_gpu)
@@ -230,7 +235,7 @@ def build_vector_index(
     train_seconds = time.perf_counter() - start
     del sample
 
-    queries = _normalised(vectors[query_rows], "tuning queries")
+    queries = _normalised(vectors[query_rows], "tuning queries", owned=True)  # a fancy-index copy
     truth = _add_all(index, vectors, config.add_batch, query_rows, queries)
     params, recall = {}, None
     if space is not None:
@@ -274,11 +279,15 @@ def factory_string(kind: str, dim: int, index_dim: int, count: int, sample_rows:
     return f"{prefix}IVF{lists},PQ{pq_m}x{bits}np,Refine(SQ8)"
 
 
-def _normalised(batch: np.ndarray, where: str) -> np.ndarray:
-    """A C-contiguous float32 copy with unit rows (zero rows stay zero); finite reals only."""
+def _normalised(batch: np.ndarray, where: str, *, owned: bool = False) -> np.ndarray:
+    """A C-contiguous float32 array with unit rows (zero rows stay zero); finite reals only.
+
+    `owned`: `batch` is a fresh array nobody else holds (rows read from a file, a fancy-indexed
+    copy), so it is normalised in place where its layout allows: one add batch fewer in memory.
+    """
     if batch.dtype.kind not in "iuf":
         raise ConfigError(f"{where}: vectors must be real numbers, got dtype {batch.dtype}")
-    out = np.array(batch, dtype=np.float32, order="C", copy=True)
+    out = np.array(batch, dtype=np.float32, order="C", copy=None if owned else True)
     if not np.isfinite(out).all():
         raise ConfigError(f"{where}: vectors contain NaN or infinite values")
     faiss.normalize_L2(out)
@@ -340,7 +349,11 @@ def _add_all(
     k = min(EVAL_K, len(vectors) - len(queries))
     heap = faiss.ResultHeap(len(queries), k, keep_max=True)
     for start in range(0, len(vectors), add_batch):
-        chunk = _normalised(vectors[start : start + add_batch], f"vectors from row {start}")
+        chunk = _normalised(
+            vectors[start : start + add_batch],
+            f"vectors from row {start}",
+            owned=isinstance(vectors, NpyRows),
+        )
         if not len(queries):
             index.add(chunk)
             continue

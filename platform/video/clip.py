@@ -26,6 +26,7 @@ from chromaref.platform.config import VideoConfig
 from chromaref.platform.errors import ConfigError
 from chromaref.platform.pipeline import ColorizationPipeline
 from chromaref.platform.video.io import (
+    VideoError,
     VideoInfo,
     VideoSource,
     VideoWriter,
@@ -111,6 +112,8 @@ def colorize_clip(
         ConfigError: `anchor` returned a different number of references than `outputs`.
         UnusableReferenceError: a reference has no color.
     """
+    if max_frames is not None and max_frames < 1:
+        raise ConfigError(f"max_frames must be at least 1, got {max_frames}")
     config, encode = config or VideoConfig(), encode or EncodeOptions()
     info = probe_video(source)
     total = min(filter(None, (info.frames, max_frames)), default=None) if span.whole else None
@@ -144,6 +147,8 @@ def colorize_clip(
             result.frames += 1
             if progress is not None:
                 progress(result.frames, total)
+        if span.whole and not result.frames:  # the writers delete their files on the way out
+            raise VideoError(source, "no frame could be decoded, so no video is written")
     result.seconds = time.perf_counter() - start
     return result
 

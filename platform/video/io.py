@@ -24,6 +24,8 @@ from chromaref.platform.files import atomic_path
 
 logger = logging.getLogger(__name__)
 
+# Encoders whose quality is set by a constant rate factor (0..51).
+_CRF_CODECS = {"libx264", "libx265"}
 # Audio codecs an MP4 file may carry; others make the output Matroska, which takes any.
 _MP4_AUDIO = frozenset({"aac", "mp3", "ac3", "eac3", "alac", "opus", "flac"})
 _AV_ERRORS = (av.error.FFmpegError, OSError, ValueError, IndexError)
@@ -171,10 +173,17 @@ class VideoWriter:
         crf: int = 18,
         preset: str = "veryfast",
     ) -> None:
-        if codec not in av.codecs_available:
-            raise ConfigError(f"video codec {codec!r} is not available in this PyAV build")
+        try:
+            encoder = av.Codec(codec, "w")
+        except ValueError:  # unknown, or decoding only
+            raise ConfigError(f"video codec {codec!r} has no encoder in this PyAV build") from None
+        if encoder.type != "video":
+            raise ConfigError(f"{codec!r} is an {encoder.type} codec, not a video one")
+        if codec in _CRF_CODECS and not 0 <= crf <= 51:
+            raise ConfigError(f"crf must be 0..51 for {codec}, got {crf}")
         self.path, self.info, self.source = Path(path), info, source
         self.codec, self.crf, self.preset = codec, crf, preset
+        self._formats = {f.name for f in encoder.video_formats or ()}
         self._stack = ExitStack()
 
     @staticmethod
@@ -183,25 +192,52 @@ class VideoWriter:
         return "mkv" if info.audio_codec and info.audio_codec not in _MP4_AUDIO else "mp4"
 
     def __enter__(self) -> VideoWriter:
+        try:
+            self._open()
+        except BaseException as exc:  # a failure, so the temporary file is deleted, not renamed
+            self._stack.__exit__(type(exc), exc, exc.__traceback__)
+            raise
+        return self
+
+    def _open(self) -> None:
         fmt = "matroska" if self.path.suffix == ".mkv" else "mp4"
         tmp = self._stack.enter_context(atomic_path(self.path))
         self._out = self._stack.enter_context(av.open(str(tmp), mode="w", format=fmt))
         info = self.info
         rate = info.rate or Fraction(25)
-        self._stream = self._out.add_stream(self.codec, rate=rate)
+        try:
+            self._stream = self._out.add_stream(self.codec, rate=rate)
+        except ValueError as exc:  # e.g. "'mp4' format does not support 'prores' codec"
+            raise ConfigError(f"codec {self.codec!r}: {_reason(exc)}") from None
         self._stream.width, self._stream.height = info.width, info.height
         # encode in the source's time base, not 1/rate: variable-rate timestamps stay exact
         self._stream.time_base = self._stream.codec_context.time_base = info.time_base
-        even = info.width % 2 == 0 and info.height % 2 == 0
-        self._stream.pix_fmt = "yuv420p" if even else "yuv444p"  # 4:2:0 needs even sides
-        if self.codec == "libx264":
+        self._stream.pix_fmt = self._pixel_format()
+        if self.codec in _CRF_CODECS:
             self._stream.options = {"crf": str(self.crf), "preset": self.preset}
         if info.rotation:
             self._stream.set_display_rotation(info.rotation)
         self._audio = self._copy_audio_stream()
         self._next_pts, self._end_s = 0, 0.0
         self.preview = False  # set when the caller stops before the clip's end
-        return self
+
+    def _pixel_format(self) -> str:
+        """4:2:0 where the sides are even (it needs them), else 4:4:4; else what the encoder
+        takes (e.g. RGB for PNG)."""
+        even = self.info.width % 2 == 0 and self.info.height % 2 == 0
+        wanted = ("yuv420p", "yuv444p") if even else ("yuv444p",)
+        fallback = ("yuv444p", "rgb24", "yuv420p")
+        choices = [f for f in (*wanted, *fallback) if not self._formats or f in self._formats]
+        return choices[0] if choices else wanted[0]
+
+    def _encode(self, frame: av.VideoFrame | None) -> None:
+        try:
+            self._out.mux(self._stream.encode(frame))
+        except av.error.FFmpegError as exc:  # e.g. a codec that refuses this size or format
+            raise ConfigError(
+                f"codec {self.codec!r} cannot encode this {self.info.width}x{self.info.height} "
+                f"video ({_reason(exc)}); the default libx264 takes any size"
+            ) from None
 
     def _copy_audio_stream(self):
         if self.source is None or self.info.audio_codec is None:
@@ -216,14 +252,14 @@ class VideoWriter:
         frame.pts = pts if pts is not None and pts >= self._next_pts else self._next_pts
         frame.time_base = self.info.time_base
         self._next_pts = frame.pts + 1
-        self._out.mux(self._stream.encode(frame))
+        self._encode(frame)
         self._end_s = float(frame.pts * self.info.time_base + 1 / (self.info.rate or 25))
 
     def __exit__(self, exc_type, exc, tb) -> bool:
         if exc_type is not None:  # the caller failed: close and delete, never rename
             return self._stack.__exit__(exc_type, exc, tb)
         with self._stack:  # a failure while finishing also deletes instead of renaming
-            self._out.mux(self._stream.encode(None))  # flush the encoder
+            self._encode(None)  # flush the encoder
             if self._audio is not None:
                 self._mux_audio()
         return False

@@ -41,3 +41,22 @@ def test_eval_video_needs_two_frames(tmp_path):
     args = ["eval-video", str(tmp_path / "none.mp4"), "--out", str(tmp_path), "--max-frames", "1"]
     result = CliRunner().invoke(app, args)
     assert result.exit_code != 0 and "at least 2" in result.output
+
+
+def test_a_one_frame_clip_is_refused_and_writes_no_report(photo_rgb, tmp_path):
+    clip = write_clip(tmp_path / "one.mp4", pan_frames(photo_rgb("astronaut"), 1, (96, 64)))
+    out = tmp_path / "report"
+    result = CliRunner().invoke(app, ["eval-video", str(clip), "--out", str(out)])
+    assert result.exit_code == 2 and "1 frame(s); the video metrics need 2 or more" in result.output
+    assert list(out.iterdir()) == []
+
+
+def test_undefined_metrics_are_written_as_json_null():
+    from chromaref.cli.eval_video_cmd import _finite
+
+    record = {"psnr": 31.5, "scores": {"cdc": float("nan"), "per_frame": [1.0, float("inf")]}}
+    text = json.dumps(_finite(record))
+    assert json.loads(text, parse_constant=pytest.fail) == {
+        "psnr": 31.5,
+        "scores": {"cdc": None, "per_frame": [1.0, None]},
+    }

@@ -76,7 +76,7 @@ def test_references_and_auto_are_exclusive(tmp_path):
     result = _invoke("colorize", str(tmp_path), "--auto", "-r", str(tmp_path / "x.jpg"))
     assert result.exit_code == 2 and "not both" in result.output
     result = _invoke("colorize", str(tmp_path))
-    assert result.exit_code == 2 and "--reference" in result.output
+    assert result.exit_code == 2 and "no reference" in result.output and "--auto" in result.output
 
 
 @pytest.mark.slow

@@ -217,6 +217,48 @@ def test_an_unwritable_out_stops_before_any_work(tmp_path: Path, ref: Path, comm
 
     assert result.exit_code == 2
     assert result.output.strip().splitlines() == [
-        f"error: {out}: cannot write results here (File exists)"
+        f"error: {out}: cannot write results here ({out} is a file, not a folder)"
     ]
     assert out.read_bytes() == b"a file, not a folder"
+
+
+@pytest.mark.parametrize("command", ["video", "eval", "eval-video"])
+def test_every_report_command_refuses_a_file_as_out_before_any_work(
+    tmp_path: Path, ref: Path, command: str
+) -> None:
+    clip = tmp_path / "clip.mp4"
+    clip.write_bytes(b"never read: --out is checked first")
+    blocker = tmp_path / "taken"
+    blocker.write_bytes(b"a file, not a folder")
+    out = blocker / "report"  # a file in the way one level up
+    arguments = {
+        "video": ["video", str(clip), "-r", str(ref)],
+        "eval": ["eval", "--images", str(tmp_path)],
+        "eval-video": ["eval-video", str(clip)],
+    }[command]
+    result = runner.invoke(app, [*arguments, "--out", str(out)], catch_exceptions=False)
+    assert result.exit_code == 2
+    assert result.output.strip().splitlines() == [
+        f"error: {out}: cannot write results here ({blocker} is a file, not a folder)"
+    ]
+    assert blocker.read_bytes() == b"a file, not a folder"
+
+
+def test_an_internal_error_is_one_line_and_verbose_shows_its_traceback(tmp_path, monkeypatch):
+    import chromaref.evaluation.run
+
+    def broken(*_args: object) -> None:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(chromaref.evaluation.run, "check_request", broken)
+    args = ["eval", "--images", str(tmp_path), "--out", str(tmp_path / "out")]
+    quiet = runner.invoke(app, args)
+    assert quiet.exit_code == 3
+    assert quiet.output.strip().splitlines() == [
+        "internal error: RuntimeError: a bug (rerun with --verbose for details and please "
+        "report it)"
+    ]
+    verbose = runner.invoke(app, [*args, "--verbose"])
+    assert verbose.exit_code == 3
+    assert "Traceback (most recent call last)" in verbose.output
+    assert 'raise RuntimeError("a bug")' in verbose.output

@@ -86,9 +86,34 @@ def test_a_bad_clip_in_a_folder_is_skipped_and_the_rest_is_done(clips_dir, refer
 
 
 def test_without_a_reference_or_with_both_it_says_what_to_give(clips_dir, reference, tmp_path):
-    for extra in ([], ["--auto", "-r", str(reference)]):
+    cases = {
+        "no reference: give one with --reference/-r, or use --auto": [],
+        "give references with --reference/-r or use --auto, not both": [
+            "--auto", "-r", str(reference)
+        ],
+    }  # fmt: skip
+    for message, extra in cases.items():
         result = runner.invoke(app, ["video", str(clips_dir), *extra, "--out", str(tmp_path)])
-        assert result.exit_code == 2 and "--reference/-r, or use --auto" in result.output
+        assert result.exit_code == 2 and message in result.output
+
+
+@pytest.mark.parametrize(
+    ("option", "says"),
+    [
+        (["--max-frames", "0"], "--max-frames"),
+        (["--crf", "60"], "--crf"),
+        (["--codec", "aac"], "'aac' is an audio codec, not a video one"),
+    ],
+)
+def test_bad_encoding_options_are_refused_and_write_nothing(
+    clips_dir, reference, tmp_path, option, says
+):
+    out = tmp_path / "out"
+    args = ["video", str(clips_dir / "street.mp4"), "-r", str(reference), "--out", str(out)]
+    result = runner.invoke(app, [*args, *option])
+    assert result.exit_code == 2 and says in result.output, result.output
+    assert "Traceback" not in result.output
+    assert not out.exists() or list(out.iterdir()) == []
 
 
 @pytest.mark.ray

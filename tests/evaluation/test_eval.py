@@ -74,6 +74,27 @@ def test_bad_arguments(tmp_path):
         evaluate(tmp_path)
 
 
+def test_nothing_to_evaluate_is_one_error_before_any_work(tmp_path):
+    from PIL import Image
+
+    from chromaref.evaluation.run import evaluate
+
+    with pytest.raises(ConfigError, match="--methods names no method"):
+        evaluate(tmp_path, methods=())
+    with pytest.raises(ConfigError, match="--limit must be at least 1"):
+        evaluate(tmp_path, limit=0)
+    for name in ("a", "b"):  # photos, but none with colors to recover
+        Image.open(photo("coffee").path).convert("L").save(tmp_path / f"{name}.png")
+    with pytest.raises(ConfigError, match=r"no photo of .* could be evaluated \(a.png: already"):
+        evaluate(tmp_path, methods=("gray",))
+    out = tmp_path / "report"
+    result = CliRunner().invoke(
+        app, ["eval", "--images", str(tmp_path), "--out", str(out), "--methods", ","]
+    )
+    assert result.exit_code == 2 and "--methods names no method" in result.output
+    assert not out.exists()  # refused before the index build and the report folder
+
+
 def test_several_references_give_different_results(report):
     diversity = json.loads((report / "metrics.json").read_text())["diversity"]
     assert diversity["gray"] == 0.0

@@ -13,9 +13,9 @@ from clips import PAN_PX, decode_all, pan_frames, write_clip
 
 from chromaref.platform.color import lab_image
 from chromaref.platform.config import VideoConfig
-from chromaref.platform.errors import UnusableReferenceError
+from chromaref.platform.errors import ConfigError, UnusableReferenceError
 from chromaref.platform.video.clip import colorize_clip, fixed_anchor
-from chromaref.platform.video.io import VideoError, probe_video
+from chromaref.platform.video.io import VideoError, VideoWriter, probe_video, read_video
 
 SIZE = (320, 240)
 
@@ -172,3 +172,37 @@ def test_a_gray_reference_and_an_interrupted_run_leave_nothing(pipeline, pan, tm
     with pytest.raises(KeyboardInterrupt):
         _colorize(pipeline, source, tmp_path / "stopped.mp4", truth[0], progress=interrupt)
     assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
+def test_encoder_choices_are_checked_and_a_refusal_leaves_nothing(pan, photo_rgb, tmp_path):
+    source, _ = pan
+    info = probe_video(source)
+    frames = list(read_video(source))[:2]
+    refusals = {
+        ("aac", 18): "audio codec, not a video one",
+        ("no-such-codec", 18): "has no encoder",
+        ("libx264", 60): "crf must be 0..51",
+        ("prores", 18): "does not support",  # not in an MP4 file
+    }
+    for (codec, crf), reason in refusals.items():
+        out = tmp_path / f"{codec}.mp4"
+        with (
+            pytest.raises(ConfigError, match=reason),
+            VideoWriter(out, info, codec=codec, crf=crf) as writer,
+        ):
+            writer.write(frames[0].rgb, frames[0].pts)
+    # an encoder without 4:2:0 gets a format it takes: PNG frames are RGB
+    with VideoWriter(tmp_path / "png.mp4", info, codec="png") as writer:
+        for frame in frames:
+            writer.write(frame.rgb, frame.pts)
+    decoded, _ = decode_all(tmp_path / "png.mp4")
+    assert len(decoded) == 2
+    np.testing.assert_array_equal(decoded[0], frames[0].rgb)  # lossless
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["png.mp4"]
+
+
+def test_a_preview_of_no_frame_is_refused(pipeline, pan, photo_rgb, tmp_path):
+    source, _ = pan
+    with pytest.raises(ConfigError, match="max_frames must be at least 1"):
+        _colorize(pipeline, source, tmp_path / "none.mp4", photo_rgb("coffee"), max_frames=0)
+    assert list(tmp_path.iterdir()) == []

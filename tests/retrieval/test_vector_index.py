@@ -123,10 +123,14 @@ def test_auto_picks_the_factory_by_size(n, kind, factory):
     assert (report.measured_recall_at_10 is None) == (kind == "flat")
 
 
-@pytest.mark.parametrize("read", ["memory-mapped", "streamed"])
-def test_vectors_from_disk_give_the_same_index_as_an_array(tmp_path, read):
-    vectors = clustered(5_000, seed=5)
-    np.save(tmp_path / "v.npy", vectors.astype(np.float64))
+@pytest.mark.parametrize(
+    ("read", "dtype"),
+    [("memory-mapped", np.float64), ("streamed", np.float64), ("streamed", np.float32)],
+)
+def test_vectors_from_disk_give_the_same_index_as_an_array(tmp_path, read, dtype):
+    vectors = 3 * clustered(5_000, seed=5)  # not unit rows: normalising in place would show
+    original = vectors.copy()
+    np.save(tmp_path / "v.npy", vectors.astype(dtype))
     if read == "streamed":
         mapped = NpyRows(tmp_path / "v.npy")
     else:
@@ -139,6 +143,8 @@ def test_vectors_from_disk_give_the_same_index_as_an_array(tmp_path, read):
     assert report.measured_recall_at_10 == memory_report.measured_recall_at_10
     for a, b in zip(from_disk.search(queries, 10), in_memory.search(queries, 10), strict=True):
         np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(vectors, original)  # the caller's array is left as it was
+    np.testing.assert_array_equal(np.load(tmp_path / "v.npy"), original.astype(dtype))
 
 
 def test_pca_reduces_the_index_dimension(corpus):
@@ -252,3 +258,15 @@ def test_gpu_build_and_search_match_the_cpu(tmp_path, corpus, fresh_queries, kin
     index.save(tmp_path / "gpu.faiss")
     cpu = VectorIndex.load(tmp_path / "gpu.faiss", use_gpu=False)
     assert not cpu.gpu and cpu.count == index.count and cpu.search_params == index.search_params
+
+
+def test_fresh_batches_are_normalised_in_place_and_shared_ones_copied():
+    from chromaref.retrieval.vector_index import _normalised
+
+    fresh = (3 * clustered(10)).astype(np.float32)  # as read from a file: held by no one
+    assert np.shares_memory(_normalised(fresh, "rows", owned=True), fresh)
+    np.testing.assert_allclose(np.linalg.norm(fresh, axis=1), 1, rtol=1e-6)
+    shared = 3 * clustered(10)
+    before = shared.copy()
+    assert not np.shares_memory(_normalised(shared, "rows"), shared)
+    np.testing.assert_array_equal(shared, before)
