@@ -188,7 +188,7 @@ def image_to_tensor(rgb_uint8: np.ndarray) -> Tensor:
         raise ConfigError(
             f"expected an (H, W, 3) uint8 RGB array, got {rgb_uint8.shape} {rgb_uint8.dtype}"
         )
-    channels = torch.tensor(rgb_uint8).permute(2, 0, 1).contiguous()  # a copy: input untouched
+    channels = torch.from_numpy(rgb_uint8.copy()).permute(2, 0, 1).contiguous()  # any strides
     return channels[None].to(torch.float32).div_(255.0)
 
 

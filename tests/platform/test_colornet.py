@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from PIL import Image
 
 from chromaref.platform import files
+from chromaref.platform.config import MatchingConfig, PipelineConfig
 from chromaref.platform.errors import ConfigError, WeightsError
 from chromaref.platform.models import (
     ColorNet,
@@ -20,17 +19,17 @@ from chromaref.platform.models import (
     colornet_target,
 )
 from chromaref.platform.models._weights_io import FORMAT_VERSION
+from chromaref.platform.pipeline import ColorizationPipeline
 from chromaref.platform.similarity import correspond
 
 
-def _prepared_pair(pipeline, photo_rgb, name: str, *, long_side: int | None = None):
-    """A real photo as both target and reference (self-reference), prepared by the pipeline."""
-    rgb = photo_rgb(name)
-    if long_side:
-        image = Image.fromarray(rgb)
-        scale = long_side / max(image.size)
-        rgb = np.asarray(image.resize((round(image.width * scale), round(image.height * scale))))
-    prepared = pipeline.prepare(rgb, name=name)
+def _prepared_pair(pipeline, photo_rgb, name: str, *, working_size: int | None = None):
+    """A real photo as both target and reference (self-reference), prepared by the pipeline
+    (or by one matching at `working_size`: a smaller grid, a faster test)."""
+    if working_size:
+        config = PipelineConfig(matching=MatchingConfig(working_size=working_size))
+        pipeline = ColorizationPipeline(config, device="cpu")
+    prepared = pipeline.prepare(photo_rgb(name), name=name)
     correspondence = correspond(prepared.grid, prepared.grid, prepared.lab_work[:, 1:])
     return prepared, correspondence
 
@@ -114,9 +113,12 @@ def test_inputs_layout_on_a_real_photo(pipeline, photo_rgb):
     torch.testing.assert_close(residual[:, 5:], x[:, 3:])
     target = colornet_target(prepared.lab_work, corr.grid_size)
     assert target.shape == (1, 2, *corr.grid_size) and float(target.abs().mean()) > 5
-    _, smaller = _prepared_pair(pipeline, photo_rgb, "flower", long_side=128)
+    flower = photo_rgb("flower")
+    square = pipeline.prepare(flower[:, : min(flower.shape[:2])])  # another shape, another grid
+    other = correspond(square.grid, square.grid, square.lab_work[:, 1:])
+    assert other.grid_size != corr.grid_size
     with pytest.raises(ConfigError, match="grid"):
-        colornet_inputs(prepared.l_work, prepared.grid, smaller)
+        colornet_inputs(prepared.l_work, prepared.grid, other)
 
 
 @pytest.mark.parametrize("half", [False, True], ids=["fp32", "fp16"])
@@ -213,7 +215,7 @@ def test_unusable_model_files_are_refused_in_one_line_naming_the_file(tmp_path, 
 def test_small_net_overfits_one_real_pair_through_every_input(pipeline, photo_rgb):
     """A few hundred Adam steps on one self-reference pair: the ab L1 loss falls far below
     both its start and the gray guess, and every input channel receives gradient."""
-    prepared, corr = _prepared_pair(pipeline, photo_rgb, "flower", long_side=128)
+    prepared, corr = _prepared_pair(pipeline, photo_rgb, "flower", working_size=128)
     x = colornet_inputs(prepared.l_work, prepared.grid, corr).requires_grad_(True)
     y = colornet_target(prepared.lab_work, corr.grid_size)
     net = colornet_small(residual=False)

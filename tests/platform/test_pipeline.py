@@ -128,3 +128,20 @@ def test_prepare_many_shares_one_backbone_pass_per_shape_and_matches_prepare(
     for got, want in zip(prepared, expected, strict=True):
         torch.testing.assert_close(got.l_full, want.l_full)
         torch.testing.assert_close(got.grid.combined, want.grid.combined, atol=1e-4, rtol=0)
+
+
+def test_a_small_photo_is_matched_at_the_working_size_and_keeps_its_colors(pipeline, photo_rgb):
+    """Matched at its own 64 px, a thumbnail came out nearly gray even from its own photo;
+    scaled up to the working size, the backbone sees it at the reference's scale."""
+    from PIL import Image
+
+    gains = []
+    for name in ("coffee", "astronaut"):
+        full = photo_rgb(name)
+        small = Image.fromarray(full)
+        small.thumbnail((64, 64), Image.LANCZOS)
+        truth = np.asarray(small)
+        [out] = pipeline(gray_image(truth), [full[:, ::-1]])  # mirrored: a negative-stride view
+        assert out.rgb.shape == truth.shape
+        gains.append(psnr(out.rgb, truth) - psnr(gray_image(truth), truth))
+    assert min(gains) > 4.0, gains
