@@ -42,6 +42,10 @@ class AutoReferences:
 
     def __init__(self, pipeline: ColorizationPipeline, index: Index, top: int) -> None:
         index.check_references()
+        if top > len(index):
+            logger.warning(
+                "--top %d, but the index holds %d references: as many results each", top, len(index)
+            )
         self.pipeline, self.index, self.top = pipeline, index, top
         self.capacity = max(top, MIN_CACHED)
         self.cache: OrderedDict[str, Reference] = OrderedDict()

@@ -19,16 +19,13 @@ from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING
 
 from chromaref.platform.errors import ChromarefError, ConfigError, FileError
+from chromaref.platform.images import VIDEO_SUFFIXES
 from chromaref.retrieval.storage import Location, download, locate, upload
 
 if TYPE_CHECKING:  # torch loads with them: not before the CLI has set OpenMP's wait policy
     from chromaref.platform.video.clip import ClipResult, Span
 
 CHUNK_WARMUP = 1.0  # seconds colorized before a piece, not written: carried colors settle
-
-VIDEO_SUFFIXES = frozenset(
-    {".mp4", ".mov", ".m4v", ".mkv", ".webm", ".avi", ".mpg", ".mpeg", ".wmv", ".flv", ".ts"}
-)
 
 
 @dataclass(frozen=True)

@@ -145,7 +145,7 @@ def build(
 def search(
     index: Annotated[str, typer.Argument(help="Index folder or object-store URI.")],
     query: Annotated[Path, typer.Argument(help="Query image (gray or color).")],
-    top: Annotated[int, typer.Option(help="How many references.")] = 5,
+    top: Annotated[int, typer.Option(min=1, help="How many references.")] = 5,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
     """Rank the index's references for QUERY (semantic, luminance, local, final scores)."""

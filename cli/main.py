@@ -170,7 +170,8 @@ def colorize(
             f"{len(summary.written)} file(s) in {out}/",
             highlight=False,
         )
-        for target in summary.renamed:
+        skipped = {path for path, _ in summary.failed}
+        for target in (t for t in summary.renamed if str(t.path) not in skipped):
             console.print(
                 f"  note: {target.path} shares its name with another input; "
                 f"its results are named {target.key}__...",

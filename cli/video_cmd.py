@@ -131,8 +131,8 @@ def video_command(
     failed = run(jobs, address, show=not quiet and sys.stderr.isatty())
     if failed:
         console.print(f"[yellow]skipped {len(failed)} clip(s):[/yellow]")
-        for clip, reason in failed:
-            console.print(f"  {clip}: {reason}", highlight=False)
+        for clip, reason in failed:  # a video error names its clip already
+            console.print(f"  {clip}: {reason.removeprefix(f'{clip}: ')}", highlight=False)
         raise typer.Exit(EXIT_PARTIAL)
 
 

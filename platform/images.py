@@ -21,7 +21,7 @@ import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import BinaryIO
 
 import numpy as np
@@ -36,6 +36,9 @@ DEFAULT_MAX_PIXELS: int = 100_000_000
 MIN_SIDE: int = 8
 # File name suffixes that folder scans (CLI targets, corpora) treat as images.
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif"})
+VIDEO_SUFFIXES = frozenset(
+    {".mp4", ".mov", ".m4v", ".mkv", ".webm", ".avi", ".mpg", ".mpeg", ".wmv", ".flv", ".ts"}
+)
 MAX_PIXELS_ENV = "CHROMAREF_MAX_PIXELS"
 
 _GRAY_TOLERANCE = 2  # RGB counts as gray when channels differ by at most this many levels
@@ -234,7 +237,9 @@ def _open(fh: BinaryIO, label: str, limit: int) -> Image.Image:
     except _BOMB_ERRORS as exc:
         raise _pillow_refused(label, exc, limit) from None
     except UnidentifiedImageError:
-        raise ImageLoadError(label, "not a recognised image format") from None
+        video = PurePosixPath(label).suffix.lower() in VIDEO_SUFFIXES
+        hint = "; a video is colorized by `chromaref video`" if video else ""
+        raise ImageLoadError(label, f"not a recognised image format{hint}") from None
     except _DECODE_ERRORS as exc:
         raise ImageLoadError(label, f"file is truncated or corrupt ({exc})") from None
 

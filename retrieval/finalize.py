@@ -135,14 +135,20 @@ def finalize_index(
     records = sorted(records, key=lambda r: r.index)
     root = CorpusRoot(str(locate(corpus)), trust=True)  # the user's own corpus
     masks = _keep_mask(staging, records, root, report.skipped)
+    kept = f"the descriptors are kept in {staging}, so a rerun does not compute them again"
     if not any(m.any() for m in masks):
+        reasons = "; ".join(f"{uri}: {why}" for uri, why in report.skipped[:3])
+        more = f"; and {len(report.skipped) - 3} more" if len(report.skipped) > 3 else ""
         raise ConfigError(
-            f"no usable reference image in the corpus ({len(report.skipped)} skipped); "
-            "references must be readable color images"
+            f"no usable reference image in the corpus ({reasons}{more}); references must be "
+            f"readable color images ({kept})"
         )
     report.count = _write_rows_and_arrays(staging, records, masks, dims)
-    with NpyRows(staging / "semantic.npy") as semantic:
-        vectors, vector_report = build_vector_index(semantic, config=config.vectors)
+    try:
+        with NpyRows(staging / "semantic.npy") as semantic:
+            vectors, vector_report = build_vector_index(semantic, config=config.vectors)
+    except ConfigError as exc:  # e.g. a --pca-dim the corpus cannot give
+        raise ConfigError(f"{exc} ({kept})") from None
     vectors.save(staging / store.FAISS)
     report.index_bytes = sum(p.stat().st_size for p in staging.rglob("*") if p.is_file())
     report.stage_seconds["index"] = time.perf_counter() - start  # the manifest write is ~ms

@@ -20,6 +20,7 @@ from torch import Tensor, nn
 from chromaref.platform import files
 from chromaref.platform.color import gray_from_l
 from chromaref.platform.errors import ConfigError, WeightsError
+from chromaref.platform.models._weights_io import unreadable_reason
 from chromaref.platform.registry import Registry
 
 logger = logging.getLogger(__name__)
@@ -147,7 +148,9 @@ def load_torch_state_dict(path: Path, *, what: str) -> dict[str, Tensor]:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many types for bad files
-        raise WeightsError(f"{what}: cannot read weights file {path}: {exc}") from exc
+        with open(path, "rb") as file:
+            reason = unreadable_reason(file.read(4), exc)
+        raise WeightsError(f"{what}: cannot read weights file {path}: {reason}") from exc
     if isinstance(state, dict) and "state_dict" in state:
         state = state["state_dict"]
     if not isinstance(state, dict):

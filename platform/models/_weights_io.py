@@ -102,6 +102,18 @@ def save_model_file(
     return Path(path)
 
 
+def unreadable_reason(head: bytes, exc: BaseException) -> str:
+    """Why `torch.load(weights_only=True)` refused a file whose first bytes are `head`, in
+    words a user can act on (torch's own speak of pickles and opcodes)."""
+    if not head:
+        return "the file is empty"
+    if not head.startswith((b"PK\x03\x04", b"\x80")):  # torch's zip format, a legacy pickle
+        return "not a PyTorch weights file"
+    if "weights only" in str(exc).lower() or "weights_only" in str(exc):
+        return "it holds Python objects besides tensors, which are not loaded (unsafe)"
+    return f"truncated or corrupt ({first_line(exc, _MAX_REASON)})"
+
+
 def _refuse(path: object, reason: str) -> WeightsError:
     return WeightsError(f"{path}: {reason}; {HOW_TO_GET}")
 
@@ -122,7 +134,9 @@ def load_model_file(
     try:
         payload = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many types for truncated or foreign files
-        raise _refuse(path, f"not a readable model file ({first_line(exc, _MAX_REASON)})") from exc
+        raise _refuse(
+            path, f"not a readable model file: {unreadable_reason(data[:4], exc)}"
+        ) from exc
     found = payload.get("format") if isinstance(payload, dict) else None
     if found != FORMAT:
         raise _refuse(path, f"not a {FORMAT} file (format {found!r})")

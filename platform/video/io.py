@@ -153,7 +153,9 @@ def _decoded(container, stream, path) -> Iterator[av.VideoFrame]:
 
 
 def _reason(exc: BaseException) -> str:
-    return " ".join(str(exc).split())[:160] or type(exc).__name__
+    """The error's own words, on one line, without the file name (the message has it)."""
+    text = getattr(exc, "strerror", None) if isinstance(exc, av.error.FFmpegError) else None
+    return " ".join((text or str(exc)).split())[:160] or type(exc).__name__
 
 
 class VideoWriter:

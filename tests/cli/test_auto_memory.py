@@ -171,3 +171,16 @@ def test_an_index_damaged_mid_run_stops_it_listing_the_files_written(small_index
     listed = {line for line in lines if line.startswith(str(out))}
     assert listed == on_disk and str(out / "a__grid.png") in listed, (listed, on_disk)
     assert not any(p.startswith(str(out / "c__")) for p in on_disk)
+
+
+def test_a_top_above_the_index_size_says_so_and_gives_what_there_is(small_index, tmp_path):
+    index_dir, paths = small_index
+    query = _gray(paths[0], tmp_path / "old.png")
+    out = tmp_path / "out"
+    result = _invoke(
+        "colorize", str(query), "--auto", "--index", str(index_dir), "--top", "9", "-q",
+        "--out", str(out),
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "--top 9, but the index holds 5 references: as many results each" in result.output
+    assert len([p for p in out.iterdir() if "__auto" in p.name]) == 5

@@ -262,3 +262,14 @@ def test_an_internal_error_is_one_line_and_verbose_shows_its_traceback(tmp_path,
     assert verbose.exit_code == 3
     assert "Traceback (most recent call last)" in verbose.output
     assert 'raise RuntimeError("a bug")' in verbose.output
+
+
+def test_a_skipped_target_gets_no_renaming_note(tmp_path: Path, ref: Path) -> None:
+    good = _gray_copy("aloe_l", tmp_path / "in" / "x.png")
+    broken = tmp_path / "in" / "x.jpg"
+    broken.write_bytes(b"not a jpeg")
+    result = _colorize(ref, tmp_path / "out", tmp_path / "in")
+    assert result.exit_code == 1  # one target skipped
+    assert f"{good} shares its name with another input" in result.output
+    assert f"{broken} shares its name" not in result.output
+    assert f"{broken}: not a recognised image format" in result.output

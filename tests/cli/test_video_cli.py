@@ -80,7 +80,8 @@ def test_a_bad_clip_in_a_folder_is_skipped_and_the_rest_is_done(clips_dir, refer
     out = tmp_path / "out"
     result = runner.invoke(app, ["video", str(folder), "-r", str(reference), "--out", str(out)])
     assert result.exit_code == 1
-    assert "skipped 1 clip" in result.output and "broken.mp4" in result.output
+    assert "skipped 1 clip" in result.output
+    assert result.output.count("broken.mp4") == 1  # its path once, then why
     assert "Traceback" not in result.output
     assert [p.name for p in out.iterdir()] == ["street__ref-coffee.mp4"]
 

@@ -174,8 +174,10 @@ def _rewrite(source: str, target, **changes) -> str:
     ("case", "reason"),
     [
         ("missing", "not found"),
-        ("corrupt", "not a readable model file"),
-        ("truncated", "not a readable model file"),
+        ("corrupt", "not a readable model file: not a PyTorch weights file"),
+        ("empty", "not a readable model file: the file is empty"),
+        ("truncated", "not a readable model file: truncated or corrupt"),
+        ("pickled_object", "holds Python objects besides tensors, which are not loaded"),
         ("plain_state_dict", "not a chromaref-colornet file"),
         ("other_architecture", "holds a 'unet' model"),
         ("other_version", f"format version 99, this chromaref reads {FORMAT_VERSION}"),
@@ -189,6 +191,10 @@ def test_unusable_model_files_are_refused_in_one_line_naming_the_file(tmp_path, 
     bad = tmp_path / f"{case}.pt"
     if case == "corrupt":
         bad.write_bytes(b"\x00garbage" * 100)
+    elif case == "empty":
+        bad.write_bytes(b"")
+    elif case == "pickled_object":
+        torch.save({"state_dict": colornet_small(width=8)}, bad)  # a whole module: code
     elif case == "truncated":
         data = Path(good).read_bytes()
         bad.write_bytes(data[: len(data) // 2])

@@ -277,10 +277,14 @@ def test_zero_byte_file(tmp_path: Path) -> None:
 
 
 def test_random_bytes_are_not_an_image(tmp_path: Path) -> None:
+    noise = np.random.default_rng(0).integers(0, 256, 4096, dtype=np.uint8).tobytes()
     path = tmp_path / "noise.jpg"
-    path.write_bytes(np.random.default_rng(0).integers(0, 256, 4096, dtype=np.uint8).tobytes())
-    with pytest.raises(ImageLoadError, match="not a recognised image format"):
+    path.write_bytes(noise)
+    with pytest.raises(ImageLoadError, match=r"not a recognised image format$"):
         load_image(path)
+    (tmp_path / "clip.MP4").write_bytes(noise)  # a video given as an image: say what to use
+    with pytest.raises(ImageLoadError, match="format; a video is colorized by `chromaref video`"):
+        load_image(tmp_path / "clip.MP4")
 
 
 def test_eps_is_never_opened(tmp_path: Path) -> None:

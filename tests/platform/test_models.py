@@ -106,7 +106,7 @@ def test_corrupt_or_mismatched_weights_are_refused(tmp_path, monkeypatch):
     corrupt = tmp_path / "corrupt.pth"
     corrupt.write_bytes(b"not a checkpoint")
     monkeypatch.setenv(VGG19_ENV, str(corrupt))
-    with pytest.raises(WeightsError, match="cannot read"):
+    with pytest.raises(WeightsError, match=r"cannot read weights file .*: not a PyTorch weights"):
         get_backbone("vgg19")
     wrong = tmp_path / "wrong.pth"
     torch.save({"features.0.weight": torch.zeros(3)}, wrong)

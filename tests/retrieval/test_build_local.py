@@ -82,9 +82,12 @@ def test_empty_and_missing_corpus(tmp_path):
     from PIL import Image
 
     Image.new("L", (64, 64), 128).save(only_gray / "g.png")
-    with pytest.raises(ConfigError, match="no usable reference"):
+    (only_gray / "broken.jpg").write_bytes(b"\xff\xd8 not a jpeg")
+    with pytest.raises(ConfigError, match="no usable reference") as refused:
         build_index(only_gray, tmp_path / "idx", config=BuildConfig(runner="local"))
     assert not (tmp_path / "idx").exists()
+    message = str(refused.value)  # each file's reason, and where the work so far is kept
+    assert "broken.jpg: " in message and "g.png: " in message and "idx.building" in message
 
 
 def test_open_refuses_a_mismatched_model(local_index, tmp_path):
