@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import logging
 import os
 import sys
@@ -71,6 +72,15 @@ def writable_folder(out: Path) -> None:
         raise FileError(out, f"cannot write results here ({reason})") from None
 
 
+def _option_for(setting: str, command: Callable[..., object]) -> str:
+    """A setting as the user gave it: `command`'s option of that name (`--working-size` for
+    `matching.working_size`), else the setting itself (a config file's or --set's key)."""
+    name = setting.rsplit(".", 1)[-1]
+    if name in inspect.signature(command).parameters:
+        return "--" + name.replace("_", "-")
+    return setting
+
+
 def friendly_errors(command: F) -> F:
     """Turn known errors into one clear line and an exit code; unknown ones say how to report."""
 
@@ -83,7 +93,7 @@ def friendly_errors(command: F) -> F:
             raise typer.Exit(EXIT_ERROR) from None
         except ValidationError as exc:  # a setting out of range, an unknown choice
             for problem in exc.errors():
-                where = ".".join(str(part) for part in problem["loc"])
+                where = _option_for(".".join(str(p) for p in problem["loc"]), command)
                 got = problem.get("input")
                 console.print(
                     f"[red]error:[/red] {where}: {problem['msg']} (got {got!r})", highlight=False

@@ -68,16 +68,17 @@ class LoadedImage:
 
 def max_pixels_limit(max_pixels: int | None = None) -> int:
     """The pixel limit to apply: the argument, else $CHROMAREF_MAX_PIXELS, else the default."""
+    source = "max_pixels"
     if max_pixels is None:
-        raw = os.environ.get(MAX_PIXELS_ENV, "").strip()
+        source, raw = MAX_PIXELS_ENV, os.environ.get(MAX_PIXELS_ENV, "").strip()
         if not raw:
             return DEFAULT_MAX_PIXELS
         try:
             max_pixels = int(raw)
         except ValueError:
-            raise ConfigError(f"{MAX_PIXELS_ENV} must be a positive integer, got {raw!r}") from None
+            raise ConfigError(f"{source} must be a positive integer, got {raw!r}") from None
     if max_pixels <= 0:
-        raise ConfigError(f"max_pixels must be a positive integer, got {max_pixels}")
+        raise ConfigError(f"{source} must be a positive integer, got {max_pixels}")
     return max_pixels
 
 

@@ -104,6 +104,7 @@ def test_without_a_reference_or_with_both_it_says_what_to_give(clips_dir, refere
         (["--max-frames", "0"], "--max-frames"),
         (["--crf", "60"], "--crf"),
         (["--codec", "aac"], "'aac' is an audio codec, not a video one"),
+        (["--working-size", "8"], "--working-size: Input should be greater than or equal to 32"),
     ],
 )
 def test_bad_encoding_options_are_refused_and_write_nothing(

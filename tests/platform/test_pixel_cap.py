@@ -67,10 +67,11 @@ def test_max_pixels_from_environment(
     with pytest.raises(ImageLoadError, match="more than the limit of 1000 "):
         load_image(path)
     assert load_image(path, max_pixels=451 * 300).size == (451, 300)  # argument wins
-    monkeypatch.setenv("CHROMAREF_MAX_PIXELS", "lots")
-    with pytest.raises(ConfigError, match="CHROMAREF_MAX_PIXELS"):
-        load_image(path)
-    with pytest.raises(ConfigError):
+    for value in ("lots", "-5"):  # the variable is named, whatever is wrong with it
+        monkeypatch.setenv("CHROMAREF_MAX_PIXELS", value)
+        with pytest.raises(ConfigError, match=r"^CHROMAREF_MAX_PIXELS must be a positive integer"):
+            load_image(path)
+    with pytest.raises(ConfigError, match=r"^max_pixels must be a positive integer, got 0"):
         load_image(path, max_pixels=0)
 
 
