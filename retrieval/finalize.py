@@ -93,7 +93,7 @@ def _write_rows_and_arrays(
     row_tables = []
     digests: dict[str, list[np.ndarray]] = {name: [] for name in store.DESCRIPTOR_DTYPES}
     columns = ["id", "uri", "label", "sha1", *store.DESCRIPTOR_DTYPES]
-    with ExitStack() as open_files:  # closed (and their row counts checked) on every path
+    with ExitStack() as open_files:  # closed on every path; on success each checks its rows
         arrays = {
             name: open_files.enter_context(
                 NpyRowWriter(staging / f"{name}.npy", dtype, (count, *dims[name]))

@@ -235,6 +235,8 @@ class VideoWriter:
     def _encode(self, frame: av.VideoFrame | None) -> None:
         try:
             self._out.mux(self._stream.encode(frame))
+        except OSError:  # the disk (full, gone), not the codec
+            raise
         except av.error.FFmpegError as exc:  # e.g. a codec that refuses this size or format
             raise ConfigError(
                 f"codec {self.codec!r} cannot encode this {self.info.width}x{self.info.height} "
