@@ -23,6 +23,7 @@ from chromaref.platform.errors import ConfigError
 # CIELAB constants, the same as kornia's and scikit-image's (D65 white, 2° observer).
 _D65_WHITE = (0.95047, 1.0, 1.08883)
 _F_CUBE_ABOVE = 6.0 / 29.0  # f^-1(f) = f^3 above this, the linear segment below
+_F_LINEAR_BELOW = 0.008856  # f(t) = t^(1/3) above this, the linear segment below
 _F_SLOPE = 7.787
 _F_OFFSET = 4.0 / 29.0
 _XYZ_TO_LINEAR_RGB = (
@@ -50,6 +51,15 @@ def rgb_to_lab(rgb: Tensor) -> Tensor:
 def lab_to_rgb(lab: Tensor, *, clip: bool = True) -> Tensor:
     """(B, 3, H, W) CIELAB -> sRGB, clipped to [0, 1] unless `clip=False`."""
     return kornia.color.lab_to_rgb(lab, clip=clip)
+
+
+def lightness_from_luminance(y: Tensor) -> Tensor:
+    """CIE luminance Y in [0, 1] (D65 white = 1) -> CIELAB L in [0, 100]: L depends on Y alone,
+    so a gray image needs no round trip through sRGB (the same curve as `rgb_to_lab`)."""
+    f = torch.where(
+        y > _F_LINEAR_BELOW, y.clamp_min(_F_LINEAR_BELOW) ** (1.0 / 3.0), _F_SLOPE * y + _F_OFFSET
+    )
+    return (116.0 * f - 16.0).clamp_(0.0, 100.0)
 
 
 def _f_inverse(f: Tensor) -> Tensor:

