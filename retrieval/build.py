@@ -20,6 +20,7 @@ import os
 import shutil
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -33,7 +34,7 @@ from chromaref.retrieval import remote_index, store
 from chromaref.retrieval.corpus import CorpusItem, list_corpus
 from chromaref.retrieval.descriptors import DescriptorConfig, DescriptorExtractor
 from chromaref.retrieval.finalize import finalize_index
-from chromaref.retrieval.mapper import STAGE_COLUMNS, DescriptorMapper, decode_batch
+from chromaref.retrieval.mapper import STAGE_COLUMNS, DescriptorMapper, decode_batch, decode_rows
 from chromaref.retrieval.storage import locate
 from chromaref.retrieval.vector_index import VectorIndexConfig
 
@@ -159,12 +160,23 @@ class _ShardAssembler:
 def _local_batches(
     shards: list[_Shard], config: BuildConfig, extractor: DescriptorExtractor
 ) -> Iterator[dict[str, np.ndarray]]:
+    """Decode batch n + 1 on a thread while batch n is described, as Ray Data overlaps the
+    two stages (JPEG decoding and torch release the GIL)."""
     mapper = DescriptorMapper(config.descriptor.model_dump_json(), extractor=extractor)
     rows = _rows(shards)
-    for start in range(0, len(rows), config.batch_size):
-        chunk = rows[start : start + config.batch_size]
+    chunks = [rows[i : i + config.batch_size] for i in range(0, len(rows), config.batch_size)]
+
+    def decode(chunk: list[dict[str, object]]) -> dict[str, np.ndarray]:
         batch = {k: np.array([r[k] for r in chunk]) for k in chunk[0]}
-        yield mapper(decode_batch(batch, config.descriptor.image_size))
+        return decode_rows(batch, config.descriptor.image_size)
+
+    with ThreadPoolExecutor(1, thread_name_prefix="chromaref-decode") as pool:
+        upcoming = [pool.submit(decode, chunk) for chunk in chunks[:1]]
+        for chunk in [*chunks[1:], None]:
+            decoded = upcoming.pop().result()
+            if chunk is not None:
+                upcoming.append(pool.submit(decode, chunk))
+            yield mapper(decoded)
 
 
 def _ray_batches(

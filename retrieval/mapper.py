@@ -78,13 +78,20 @@ def _decode_one(uri: str, image_size: int) -> tuple[np.ndarray, str, str, float,
 
 
 def decode_batch(batch: dict[str, np.ndarray], image_size: int) -> dict[str, np.ndarray]:
-    """Add `thumbnail`, `sha1`, `reason` and read/decode seconds columns to corpus items."""
+    """Add `thumbnail`, `sha1`, `reason` and read/decode seconds columns to corpus items, on
+    one torch thread (Ray runs many decode tasks side by side)."""
     threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # many decode tasks run side by side; one thread each
+    torch.set_num_threads(1)
     try:
-        decoded = [_decode_one(str(uri), image_size) for uri in batch["uri"]]
+        return decode_rows(batch, image_size)
     finally:
         torch.set_num_threads(threads)  # the descriptor model may run next in this process
+
+
+def decode_rows(batch: dict[str, np.ndarray], image_size: int) -> dict[str, np.ndarray]:
+    """`decode_batch` leaving torch's (process-wide) thread count alone: for a decode thread
+    running beside the descriptor model in the same process."""
+    decoded = [_decode_one(str(uri), image_size) for uri in batch["uri"]]
     thumbnails, digests, reasons, read, decode = zip(*decoded, strict=True)
     return {
         **batch,
