@@ -35,6 +35,7 @@ from chromaref.retrieval.corpus import CorpusItem, list_corpus
 from chromaref.retrieval.descriptors import DescriptorConfig, DescriptorExtractor
 from chromaref.retrieval.finalize import finalize_index
 from chromaref.retrieval.mapper import STAGE_COLUMNS, DescriptorMapper, decode_batch, decode_rows
+from chromaref.retrieval.stderr_filter import RAY_NOISE, dropping_stderr_lines
 from chromaref.retrieval.storage import locate
 from chromaref.retrieval.vector_index import VectorIndexConfig
 
@@ -210,7 +211,8 @@ def _ray_batches(
         num_gpus=gpus,
     )
     logger.info("descriptor actors: %d (cpus %.1f, gpus %.1f each)", actors, cpus, gpus)
-    yield from ds.iter_batches(batch_size=None, batch_format="numpy")
+    with dropping_stderr_lines(RAY_NOISE):  # Ray is up: its processes keep the real stderr
+        yield from ds.iter_batches(batch_size=None, batch_format="numpy")
 
 
 def _refuse_to_replace_non_index(index_dir: Path) -> None:
