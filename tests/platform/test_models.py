@@ -99,6 +99,23 @@ def test_folded_lite0_computes_what_the_definition_computes(lite0, photo_rgb):
     torch.testing.assert_close(folded_embedding, plain_embedding, rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.slow
+def test_folded_lite0_back_propagates_like_the_definition(lite0, photo_rgb):
+    """The perceptual loss differentiates through the backbone: its in-place ReLU6 must leave
+    the gradients what the out-of-place definition gives."""
+    rgb = image_to_tensor(photo_rgb("chelsea")[:96, :96])
+    grads = []
+    for inplace in (False, True):  # ends as shipped: lite0 is shared by the session
+        for module in lite0.modules():
+            if isinstance(module, torch.nn.ReLU6):
+                module.inplace = inplace
+        x = rgb.clone().requires_grad_(True)
+        sum(f.square().mean() for f in lite0.extract(lite0.normalize(x))).backward()
+        grads.append(x.grad)
+    assert grads[0].abs().max() > 0
+    torch.testing.assert_close(grads[1], grads[0], rtol=1e-4, atol=1e-6)
+
+
 def test_hed_vgg16_levels():
     assert get_backbone("vgg16_hed").meta.channels == (128, 256, 512, 512)
 
