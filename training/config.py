@@ -8,7 +8,8 @@ keys and wrong types are one-line `ConfigError`s that name the key and the file.
 from __future__ import annotations
 
 import logging
-from typing import Any
+import math
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -60,10 +61,30 @@ class LossConfig(_Frozen):
 
 
 class OptimConfig(_Frozen):
-    lr: float = Field(3e-4, gt=0)
+    """AdamW and its learning-rate schedule (nanoGPT's: linear warm-up, then cosine decay)."""
+
+    lr: float = Field(3e-4, gt=0, description="peak learning rate")
     weight_decay: float = Field(0.0, ge=0)
     betas: tuple[float, float] = (0.9, 0.99)
     grad_clip: float = Field(1.0, ge=0, description="max gradient norm; 0 = off")
+    warmup_steps: int = Field(0, ge=0, description="steps of linear warm-up to lr")
+    schedule: Literal["constant", "cosine"] = Field(
+        "constant", description="after warm-up: keep lr, or decay it to min_lr_ratio * lr"
+    )
+    min_lr_ratio: float = Field(0.1, ge=0, le=1, description="cosine: final lr / lr")
+
+    def lr_at(self, step: int, total_steps: int) -> float:
+        """The learning rate of optimizer step `step` (1-based) of `total_steps`.
+
+        A function of the step alone, so a restarted or resumed run continues on the same
+        curve; with `--resume --steps` the cosine stretches to the new total from there."""
+        if step <= self.warmup_steps:
+            return self.lr * step / self.warmup_steps
+        if self.schedule == "constant":
+            return self.lr
+        progress = min(1.0, (step - self.warmup_steps) / max(1, total_steps - self.warmup_steps))
+        floor = self.lr * self.min_lr_ratio
+        return floor + 0.5 * (1.0 + math.cos(math.pi * progress)) * (self.lr - floor)
 
 
 class TrackingConfig(_Frozen):

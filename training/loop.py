@@ -8,7 +8,8 @@
 
 Per step: build this rank's pairs (data loader), run the frozen similarity sub-net under
 no_grad (`make_batch`), ColorNet forward, branch losses, one all-reduce of the loss sums and a
-non-finite flag (so every rank stops at the same step), backward, clip, step. Every
+non-finite flag (so every rank stops at the same step), backward, clip, the step's learning
+rate (`OptimConfig.lr_at`), step. Every
 `checkpoint_every` steps and at the end every rank calls `ray.train.report` (rank 0 with the
 checkpoint); at each epoch's end the held-out photos are scored. Only world rank 0 talks to
 MLflow and to the driver's progress board.
@@ -88,8 +89,8 @@ def train_loop(loop_config: dict[str, Any]) -> dict[str, Any]:
     run_id, step, metrics = loop_config["run_id"], 0, {}
     if state:  # the optimizer's state follows its parameters onto the device
         optimizer.load_state_dict(state["optimizer"])
-        for group in optimizer.param_groups:  # a resume may change these on purpose
-            group.update(lr=config.optim.lr, weight_decay=config.optim.weight_decay)
+        for group in optimizer.param_groups:  # a resume may change it on purpose
+            group.update(weight_decay=config.optim.weight_decay)
         step, run_id, metrics = state["step"], state["run_id"], state.get("metrics", {})
     perceptual = PerceptualLoss(pipeline.backbone, config.loss.perceptual_levels)
     tracker = RunTracker(loop_config["tracking_uri"], run_id) if master else None
@@ -146,6 +147,9 @@ def train_loop(loop_config: dict[str, Any]) -> dict[str, Any]:
         loss.backward()
         if config.optim.grad_clip > 0:
             torch.nn.utils.clip_grad_norm_(model.parameters(), config.optim.grad_clip)
+        lr = config.optim.lr_at(step, total_steps)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
         optimizer.step()
 
         for key, value in reduced.items():
@@ -154,6 +158,7 @@ def train_loop(loop_config: dict[str, Any]) -> dict[str, Any]:
             seconds = time.perf_counter() - interval_start
             logged = _train_metrics(sums, samples_per_s=sums["samples"] / max(seconds, 1e-9))
             logged["train/epoch"] = (step - 1) // per_epoch + 1
+            logged["train/lr"] = lr
             tracker.log_metrics(logged, step)
             metrics.update(logged)
             if progress is not None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import subprocess
 import sys
 from pathlib import Path
@@ -103,3 +104,19 @@ def test_a_model_uri_without_an_mlflow_store_is_one_line_and_creates_nothing(tmp
     with pytest.raises(WeightsError, match="no MLflow store at sqlite:///"):
         fetch_model_file("models:/chromaref-colorizer/1", tmp_path / "dl")
     assert list(tmp_path.iterdir()) == []  # no empty mlruns.db left behind
+
+
+def test_learning_rate_warms_up_then_follows_the_schedule():
+    from chromaref.training.config import OptimConfig
+
+    constant = OptimConfig(lr=1e-3, warmup_steps=4)
+    assert [constant.lr_at(s, 100) for s in (1, 2, 4, 5, 100)] == pytest.approx(
+        [2.5e-4, 5e-4, 1e-3, 1e-3, 1e-3]
+    )
+    cosine = OptimConfig(lr=1e-3, warmup_steps=10, schedule="cosine", min_lr_ratio=0.1)
+    rates = [cosine.lr_at(s, 110) for s in range(1, 111)]
+    assert rates[9] == pytest.approx(1e-3)  # the peak, at the end of the warm-up
+    assert rates[59] == pytest.approx(0.55e-3)  # half-way down: the mean of peak and floor
+    assert rates[-1] == pytest.approx(1e-4)  # the floor, at the last step
+    assert all(a >= b for a, b in itertools.pairwise(rates[9:]))
+    assert cosine.lr_at(500, 110) == pytest.approx(1e-4)  # past the end it stays there

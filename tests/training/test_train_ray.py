@@ -61,9 +61,16 @@ def test_two_workers_log_metrics_and_register_a_model(local_ray, in_workdir, tra
     from chromaref.platform.models import ColorNet
     from chromaref.training.trainer import train
 
+    schedule = {"lr": 1e-3, "warmup_steps": 2, "schedule": "cosine", "min_lr_ratio": 0.5}
     config = resolve_config(
         tiny,
-        {"corpus": str(train_corpus), "workers": 2, "steps": 4, "checkpoint_every": 2},
+        {
+            "corpus": str(train_corpus),
+            "workers": 2,
+            "steps": 4,
+            "checkpoint_every": 2,
+            "optim": schedule,
+        },
     )
     result = train(config)
 
@@ -72,6 +79,8 @@ def test_two_workers_log_metrics_and_register_a_model(local_ray, in_workdir, tra
     assert run.info.status == "FINISHED"
     assert run.data.params["workers"] == "2" and run.data.params["loss.chroma_weight"] == "1.0"
     assert [step for step, _ in _history(client, run.info.run_id, "train/loss")] == [1, 2, 3, 4]
+    rates = [lr for _, lr in _history(client, run.info.run_id, "train/lr")]
+    assert rates == pytest.approx([5e-4, 1e-3, 0.75e-3, 0.5e-3])  # warm-up, then cosine
     for key in ("train/chroma", "train/perceptual", "val/self/psnr", "val/other/ssim_ab"):
         assert _history(client, run.info.run_id, key), key
     assert 5 < result.metrics["val/self/psnr"] < 60
