@@ -77,7 +77,8 @@ class OptimConfig(_Frozen):
         """The learning rate of optimizer step `step` (1-based) of `total_steps`.
 
         A function of the step alone, so a restarted or resumed run continues on the same
-        curve; with `--resume --steps` the cosine stretches to the new total from there."""
+        curve; a `--resume` with another `--steps` follows the new total's curve (the rate
+        may jump at the resume)."""
         if step <= self.warmup_steps:
             return self.lr * step / self.warmup_steps
         if self.schedule == "constant":

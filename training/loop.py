@@ -9,10 +9,9 @@
 Per step: build this rank's pairs (data loader), run the frozen similarity sub-net under
 no_grad (`make_batch`), ColorNet forward, branch losses, one all-reduce of the loss sums and a
 non-finite flag (so every rank stops at the same step), backward, clip, the step's learning
-rate (`OptimConfig.lr_at`), step. Every
-`checkpoint_every` steps and at the end every rank calls `ray.train.report` (rank 0 with the
-checkpoint); at each epoch's end the held-out photos are scored. Only world rank 0 talks to
-MLflow and to the driver's progress board.
+rate (`OptimConfig.lr_at`), step. Every `checkpoint_every` steps and at the end every rank
+calls `ray.train.report` (rank 0 with the checkpoint); at each epoch's end the held-out photos
+are scored. Only world rank 0 talks to MLflow and to the driver's progress board.
 """
 
 from __future__ import annotations
