@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Annotated
@@ -29,10 +28,10 @@ def trained_config(model: str | None) -> Iterator[TrainedConfig]:
     """The trained colorizer's settings for `model`; an MLflow URI is downloaded into a
     temporary folder that lives as long as the block (the colorizer reads the file once, when
     the pipeline is built)."""
-    from chromaref.training.tracking import MODEL_URI_SCHEMES, fetch_model_file
+    from chromaref.training.tracking import local_model_file
 
-    if model is None or not model.startswith(MODEL_URI_SCHEMES):
-        yield TrainedConfig(model=model)
+    if model is None:
+        yield TrainedConfig()
         return
-    with tempfile.TemporaryDirectory(prefix="chromaref-model-") as tmp:
-        yield TrainedConfig(model=str(fetch_model_file(model, tmp)))
+    with local_model_file(model) as path:
+        yield TrainedConfig(model=path)

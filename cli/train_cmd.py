@@ -4,6 +4,7 @@
     chromaref train --config configs/train.yaml --workers 2            # YAML + overrides
     chromaref train --config train.yaml --set loss.perceptual_weight=0.5 --set optim.lr=1e-4
     chromaref train --resume train-20250101-120000 --steps 2000        # continue a run
+    chromaref train --corpus photos/ --init shipped --steps 300        # fine-tune it
     chromaref train --address auto --workers 8 --gpus-per-worker 1     # a running cluster
 
 Settings resolve as defaults <- --config file <- options and --set, and are validated before
@@ -63,6 +64,13 @@ def train_command(
     resume: Annotated[
         str | None, typer.Option(help="Continue run RUN (its name, or its folder).")
     ] = None,
+    init: Annotated[
+        str | None,
+        typer.Option(
+            help="Fine-tune: start from this model (`shipped`, a colornet file, runs:/<id>/model "
+            "or models:/chromaref-colorizer/<version>) instead of new weights."
+        ),
+    ] = None,
     address: Annotated[
         str | None, typer.Option(help="Ray cluster (host:port, ray://..., auto); $RAY_ADDRESS.")
     ] = None,
@@ -96,6 +104,7 @@ def train_command(
         "gpus_per_worker": gpus_per_worker,
         "epochs": epochs,
         "steps": steps,
+        "init": init,
         "out": out,
         "storage": storage,
     }

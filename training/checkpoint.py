@@ -56,8 +56,7 @@ def save_state(
     """Write the checkpoint file into `directory` (a fresh temporary folder)."""
     path = Path(directory) / CHECKPOINT_FILE
     state = {
-        "model": model.state_dict(),
-        "model_config": model.config.model_dump(mode="json"),
+        **model_state(model),
         "optimizer": optimizer.state_dict(),
         "step": step,
         "config": config.model_dump(mode="json"),
@@ -84,8 +83,13 @@ def load_state(directory: str | os.PathLike[str]) -> dict[str, Any]:
     return state
 
 
+def model_state(model: ColorNet) -> dict[str, Any]:
+    """The network part of a checkpoint: weights and architecture (`model_from_state` input)."""
+    return {"model": model.state_dict(), "model_config": model.config.model_dump(mode="json")}
+
+
 def model_from_state(state: dict[str, Any]) -> ColorNet:
-    """The checkpoint's network, rebuilt from its stored architecture."""
+    """The network of a checkpoint (or of a `model_state`), rebuilt from its architecture."""
     model = ColorNet(ColorNetConfig(**state["model_config"]))
     model.load_state_dict(state["model"])
     return model

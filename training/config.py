@@ -53,6 +53,9 @@ class LossConfig(_Frozen):
     smooth_l1_beta: float = Field(0.05, gt=0)
     perceptual_weight: float = Field(1.0, ge=0, description="backbone feature loss")
     perceptual_ab_weight: float = Field(0.1, ge=0, description="weak ab term, perceptual branch")
+    perceptual_ab_loss: Literal["smooth_l1", "l2"] = Field(
+        "smooth_l1", description="that term's form: l2 leans to the mean color where unsure"
+    )
     perceptual_levels: tuple[int, ...] = Field(
         (1, 2, 3), min_length=1, description="backbone levels compared (0 = finest)"
     )
@@ -116,6 +119,12 @@ class TrainConfig(_Frozen):
     storage: str = Field("chromaref-runs", description="Ray Train storage: checkpoints")
     model: str = Field("colornet_small", description="ColorNet builder")
     model_options: dict[str, Any] = Field(default_factory=dict, description="builder kwargs")
+    init: str | None = Field(
+        None,
+        description="fine-tune: start from this model's weights (`shipped`, a colornet file, "
+        "runs:/<id>/model or models:/<name>/<version>); its architecture replaces model and "
+        "model_options",
+    )
     matching: MatchingConfig = MatchingConfig()
     epochs: int = Field(10, ge=1)
     steps: int | None = Field(None, ge=1, description="total optimizer steps; overrides epochs")

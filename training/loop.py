@@ -75,8 +75,9 @@ def train_loop(loop_config: dict[str, Any]) -> dict[str, Any]:
     if checkpoint is not None:
         with checkpoint.as_directory() as folder:
             state = load_state(folder)
-    # the network is rebuilt from the checkpoint's own architecture when there is one
-    model = model_from_state(state) if state else new_colornet(config, pipeline.backbone)
+    # the network: the checkpoint's, else the one to fine-tune (`init`), else a new one
+    start = state or loop_config.get("init")
+    model = model_from_state(start) if start else new_colornet(config, pipeline.backbone)
     model = ray.train.torch.prepare_model(model)  # to the device; DDP when world > 1
     raw_model = model.module if hasattr(model, "module") else model
     optimizer = torch.optim.AdamW(

@@ -2,7 +2,9 @@
 
 * chrominance branch (reference = a warped view of the truth): smooth-L1 on ab;
 * perceptual branch (reference = another photo): distance between the frozen backbone's
-  features of the result and of the truth, plus a weak smooth-L1 on ab;
+  features of the result and of the truth, plus a weak ab term: smooth-L1, or squared error
+  (`perceptual_ab_loss: l2`), whose minimiser where nothing tells the colors apart is their
+  mean, less saturated than the median smooth-L1 leads to, and what PSNR scores;
 * both: a luminance-aware total variation on ab (DEVC's smoothness term, in TV form):
   chroma should change where L changes, not inside flat regions.
 
@@ -36,6 +38,11 @@ def smooth_l1_ab(pred: Tensor, truth: Tensor, beta: float) -> Tensor:
     """(B,) smooth-L1 between two (B, 2, h, w) ab maps, on ab / 128."""
     loss = F.smooth_l1_loss(pred / AB_SCALE, truth / AB_SCALE, beta=beta, reduction="none")
     return loss.mean(dim=(1, 2, 3))
+
+
+def squared_ab(pred: Tensor, truth: Tensor) -> Tensor:
+    """(B,) mean squared error between two (B, 2, h, w) ab maps, on ab / 128."""
+    return ((pred - truth) / AB_SCALE).square().mean(dim=(1, 2, 3))
 
 
 def smoothness(ab: Tensor, l: Tensor, sigma: float) -> Tensor:
@@ -91,14 +98,20 @@ def compute_losses(
     chroma_mask = batch.chroma
     l_grid = F.adaptive_avg_pool2d(batch.lab_work[:, :1], pred_ab.shape[-2:])
     ab_error = smooth_l1_ab(pred_ab, batch.truth_ab, config.smooth_l1_beta)
+    other_ab_error = (
+        squared_ab(pred_ab, batch.truth_ab) if config.perceptual_ab_loss == "l2" else ab_error
+    )
     tv = smoothness(pred_ab, l_grid, config.smoothness_sigma)
     per_sample = config.smoothness_weight * tv
     per_sample = per_sample + torch.where(
-        chroma_mask, config.chroma_weight * ab_error, config.perceptual_ab_weight * ab_error
+        chroma_mask, config.chroma_weight * ab_error, config.perceptual_ab_weight * other_ab_error
     )
     terms = {"smoothness": (tv.detach().sum(), len(batch))}
     terms["chroma"] = (ab_error.detach()[chroma_mask].sum(), int(chroma_mask.sum()))
-    terms["perceptual_ab"] = (ab_error.detach()[~chroma_mask].sum(), int((~chroma_mask).sum()))
+    terms["perceptual_ab"] = (
+        other_ab_error.detach()[~chroma_mask].sum(),
+        int((~chroma_mask).sum()),
+    )
     other = (~chroma_mask).nonzero().flatten()
     feature = pred_ab.new_zeros(())
     if len(other) and config.perceptual_weight > 0:

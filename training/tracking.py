@@ -21,7 +21,10 @@ from __future__ import annotations
 import json
 import logging
 import os
+import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -236,3 +239,18 @@ def fetch_model_file(uri: str, dest: Path, tracking_uri: str | None = None) -> P
     if len(files) != 1:
         raise WeightsError(f"{uri}: expected one colornet .pt file there, found {len(files)}")
     return files[0]
+
+
+@contextmanager
+def local_model_file(model: str, tracking_uri: str | None = None) -> Iterator[str]:
+    """A local path for `model`: the path itself, or an MLflow model URI downloaded into a
+    temporary folder that lives as long as the block.
+
+    Raises:
+        WeightsError: as `fetch_model_file`.
+    """
+    if not model.startswith(MODEL_URI_SCHEMES):
+        yield model
+        return
+    with tempfile.TemporaryDirectory(prefix="chromaref-model-") as tmp:
+        yield str(fetch_model_file(model, Path(tmp), tracking_uri))

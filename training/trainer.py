@@ -39,7 +39,7 @@ from chromaref.platform.errors import ChromarefError, ConfigError
 from chromaref.retrieval.corpus import CorpusItem, list_corpus
 from chromaref.retrieval.runtime import ensure_ray
 from chromaref.retrieval.storage import Location, locate, upload
-from chromaref.training.checkpoint import load_state, model_from_state
+from chromaref.training.checkpoint import load_state, model_from_state, model_state
 from chromaref.training.config import TrainConfig, resolve_config, to_yaml
 from chromaref.training.pairs import (
     Dataset,
@@ -234,6 +234,27 @@ def _check_backbone(config: TrainConfig) -> None:
         )
 
 
+def _initial_weights(config: TrainConfig) -> dict[str, Any] | None:
+    """`init`'s network (`model_state`), loaded and checked here: a missing or foreign file is
+    one line now, not a crash in every worker."""
+    if config.init is None:
+        return None
+    from chromaref.platform.models.colornet import SHIPPED_MODEL, ColorNet
+    from chromaref.training.tracking import local_model_file
+
+    source = str(SHIPPED_MODEL) if config.init == "shipped" else config.init
+    with local_model_file(source, config.tracking.tracking_uri) as path:
+        model = ColorNet.from_file(path)
+    trained_on = (model.meta.matching or {}).get("backbone") if model.meta else None
+    if trained_on and trained_on != config.matching.backbone:
+        raise ConfigError(
+            f"init {config.init}: trained on {trained_on} features, but matching.backbone is "
+            f"{config.matching.backbone}"
+        )
+    logger.info("fine-tuning %s (%s parameters)", config.init, f"{model.num_parameters():,}")
+    return model_state(model)
+
+
 def _check_resources(config: TrainConfig, address: str | None) -> None:
     """A private local Ray cannot grow: refuse a request it can never schedule."""
     resources = ray.cluster_resources()
@@ -384,6 +405,7 @@ def train(
         )
     tracking = config.tracking.model_copy(update={"tracking_uri": tracking_uri})
     config = config.model_copy(update={"name": name, "tracking": tracking})
+    init = _initial_weights(config) if state is None else None  # a checkpoint supersedes it
     dataset = prepare_dataset(config, items)
     if state is not None:
         tracker = RunTracker(tracking_uri, state["run_id"])
@@ -405,6 +427,7 @@ def train(
                 "train": [asdict(p) for p in dataset.train],
                 "val": [asdict(p) for p in dataset.val],
                 "neighbours": dataset.neighbours,
+                "init": init,
                 "progress": poller.board,
             }
             result = _fit(_trainer(config, name, loop_config), config, name)

@@ -4,8 +4,10 @@ Each held-out photo gets two fixed pairs, drawn once from the seed: its own warp
 (`self`, the chrominance branch) and another photo (`other`: retrieved when an index is
 given, else random; the perceptual branch). The result is made as the `trained` colorizer
 makes it (ColorNet on the grid, guided upsampling along the target's L, exact L kept) and
-scored with `chromaref.platform.metrics`: RGB PSNR, ab SSIM, the colorfulness gap to the truth
-and the ab-histogram distance to the reference (faithfulness).
+scored with `chromaref.platform.metrics`: RGB PSNR and its gain over the gray input (the
+default-model bar: a reference that does not match must not make things worse than gray), ab
+SSIM, the colorfulness gap to the truth and the ab-histogram distance to the reference
+(faithfulness).
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from chromaref.training.losses import smooth_l1_ab
 from chromaref.training.pairs import CHROMA, PERCEPTUAL, Pair, PairMaker, sample_rng
 
 KINDS = {CHROMA: "self", PERCEPTUAL: "other"}
-METRICS = ("loss", "psnr", "ssim_ab", "colorfulness_gap", "reference_distance")
+METRICS = ("loss", "psnr", "psnr_over_gray", "ssim_ab", "colorfulness_gap", "reference_distance")
 
 
 def validation_pairs(maker: PairMaker, seed: int, limit: int) -> list[Pair]:
@@ -74,9 +76,11 @@ def score_pairs(
         ab = upsample_grid_ab(ab_grid, l_work, l_work, upsample)
         result = tensor_to_image(lab_to_rgb_keep_l(l_work, ab).cpu())
         result_lab, truth_lab = lab_image(result), lab_image(pair.target)
+        gray = gray_image(pair.target)
         values = {
             "loss": float(smooth_l1_ab(ab_grid, batch.truth_ab, loss.smooth_l1_beta)[0]),
             "psnr": psnr(result, pair.target),
+            "psnr_over_gray": psnr(result, pair.target) - psnr(gray, pair.target),
             "ssim_ab": ab_ssim(result_lab, truth_lab),
             "colorfulness_gap": abs(colorfulness(result) - colorfulness(pair.target)),
             "reference_distance": ab_histogram_distance(result_lab, lab_image(pair.reference)),
@@ -86,7 +90,7 @@ def score_pairs(
             scores.sums[f"val/{kind}/{metric}"] += value
             scores.counts[f"val/{kind}/{metric}"] += 1
         if len(scores.rows) < grid_rows:
-            scores.rows.append([gray_image(pair.target), pair.reference, result, pair.target])
+            scores.rows.append([gray, pair.reference, result, pair.target])
             name = pair.target_uri.rsplit("/", 1)[-1]
             scores.labels.append(
                 [f"{name} (gray)", f"reference: {kind}", f"PSNR {values['psnr']:.1f} dB", "truth"]

@@ -1,4 +1,4 @@
-"""Branch losses on real pairs: they fall when ColorNet overfits one batch."""
+"""Branch losses on real pairs: they fall when ColorNet overfits one batch; the ab terms' forms."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import torch
 
 from chromaref.training.checkpoint import new_colornet
 from chromaref.training.config import resolve_config
-from chromaref.training.inputs import make_batch
+from chromaref.training.inputs import Batch, make_batch
 from chromaref.training.losses import PerceptualLoss, compute_losses, smoothness
 from chromaref.training.pairs import (
     CHROMA,
@@ -65,3 +65,33 @@ def test_smoothness_is_cheap_at_luminance_edges_and_dear_in_flat_regions():
     edge[..., 4:] = 80.0  # the same step in L
     assert float(smoothness(torch.zeros_like(ab), flat, 5.0)) == 0.0
     assert float(smoothness(ab, edge, 5.0)) < 0.01 * float(smoothness(ab, flat, 5.0))
+
+
+# smooth-L1's best is the median, 0, moved by its quadratic zone (beta = 0.05 * 128) to beta / 3
+@pytest.mark.parametrize(("form", "best"), [("smooth_l1", 0.05 * 128 / 3), ("l2", 15.0)])
+def test_the_perceptual_ab_form_picks_the_median_or_the_mean_color(form, best):
+    """Truth: a quarter of the cells at a = 60, the rest gray. The best constant prediction is
+    near their median (0) under smooth-L1 and is their mean (15) under l2."""
+    truth = torch.zeros(1, 2, 4, 4)
+    truth[0, 0, :1] = 60.0
+    batch = Batch(
+        inputs=torch.zeros(1, 1, 4, 4),
+        truth_ab=truth,
+        lab_work=torch.full((1, 3, 16, 16), 50.0),
+        chroma=torch.tensor([False]),
+    )
+    loss = resolve_config(
+        overrides={
+            "loss": {"perceptual_weight": 0, "perceptual_ab_weight": 1, "perceptual_ab_loss": form}
+        }
+    ).loss
+    a = torch.full((1, 1, 1, 1), 30.0, requires_grad=True)
+    optimizer = torch.optim.Adam([a], lr=0.5)
+    for _ in range(300):
+        pred = torch.cat([a.expand(1, 1, 4, 4), torch.zeros(1, 1, 4, 4)], dim=1)
+        losses = compute_losses(pred, batch, None, loss)
+        optimizer.zero_grad()
+        losses.total.backward()
+        optimizer.step()
+    assert float(a) == pytest.approx(best, abs=0.5)
+    assert losses.terms["perceptual_ab"][1] == 1 and losses.terms["chroma"][1] == 0

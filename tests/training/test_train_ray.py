@@ -84,6 +84,8 @@ def test_two_workers_log_metrics_and_register_a_model(local_ray, in_workdir, tra
     for key in ("train/chroma", "train/perceptual", "val/self/psnr", "val/other/ssim_ab"):
         assert _history(client, run.info.run_id, key), key
     assert 5 < result.metrics["val/self/psnr"] < 60
+    gray_psnr = result.metrics["val/other/psnr"] - result.metrics["val/other/psnr_over_gray"]
+    assert 5 < gray_psnr < 60 and gray_psnr != pytest.approx(result.metrics["val/other/psnr"])
     assert result.dataset["skipped"] == 2 and result.dataset["usable"] == 12
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id, "samples")}
     assert artifacts and all(path.endswith(".png") for path in artifacts)
@@ -196,3 +198,33 @@ def test_nan_loss_stops_with_one_line_then_resume_continues_the_same_run(
     assert any(not torch.equal(final[k], kept[k]) for k in kept)  # steps 3-4 trained it
     with pytest.raises(ConfigError, match="another model_options"):  # the network is fixed
         resume_config("nan-run", overrides={"model_options": {"width": 16}})
+
+
+def test_init_fine_tunes_from_a_model_file_whose_architecture_wins(
+    local_ray, in_workdir, train_corpus, tiny
+):
+    import torch
+
+    from chromaref.platform.errors import WeightsError
+    from chromaref.platform.models import ColorNet, get_backbone
+    from chromaref.training.checkpoint import new_colornet
+    from chromaref.training.trainer import train
+
+    start_config = resolve_config(tiny, {"model_options": {**tiny["model_options"], "width": 12}})
+    start = new_colornet(start_config, get_backbone(start_config.matching.backbone))
+    start_file = start.save(in_workdir / "start.pt")
+    run = {"corpus": str(train_corpus), "steps": 1, "name": "fine-tune", "optim": {"lr": 1e-6}}
+    result = train(resolve_config(tiny, {**run, "init": str(start_file), "out": "ft-model"}))
+
+    tuned = ColorNet.from_file(result.model_file)
+    assert tuned.config == start.config  # width 12 from the file, not the config's 8
+    before, after = start.state_dict(), tuned.state_dict()
+    assert all(torch.allclose(before[k], after[k], atol=1e-4) for k in before)  # started there
+    assert any(not torch.equal(before[k], after[k]) for k in before)  # and took a step
+    params = _client(in_workdir).get_run(result.mlflow_run_id).data.params
+    assert params["init"] == str(start_file)
+
+    missing = resolve_config(tiny, {**run, "name": "no-init", "init": "missing.pt"})
+    with pytest.raises(WeightsError, match=r"missing\.pt"):
+        train(missing)
+    assert not (in_workdir / "chromaref-runs" / "no-init").exists()
