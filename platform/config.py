@@ -50,6 +50,9 @@ class TrainedConfig(_Frozen):
     model: str | None = Field(
         None, description="colornet model file (chromaref train makes one); None: the shipped one"
     )
+    calibrated: bool = Field(
+        True, description="apply the file's chroma gate (fitted on held-out pairs); False: raw"
+    )
     upsample_radius: int = Field(2, ge=1, description="guided upsampling window (working px)")
     upsample_eps: float = Field(4.0, gt=0, description="guided upsampling regulariser (L^2)")
 

@@ -44,6 +44,9 @@ class DataConfig(_Frozen):
         MIN_REFERENCE_CHROMA, ge=0, description="photos below this mean chroma are skipped"
     )
     loader_workers: int = Field(0, ge=0, description="DataLoader processes per Ray worker")
+    calibration_references: int = Field(
+        5, ge=0, description="other references per held-out photo to fit the chroma gate; 0 = none"
+    )
 
 
 class LossConfig(_Frozen):

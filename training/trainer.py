@@ -39,6 +39,7 @@ from chromaref.platform.errors import ChromarefError, ConfigError
 from chromaref.retrieval.corpus import CorpusItem, list_corpus
 from chromaref.retrieval.runtime import ensure_ray
 from chromaref.retrieval.storage import Location, locate, upload
+from chromaref.training.calibration import fit_on_held_out
 from chromaref.training.checkpoint import load_state, model_from_state, model_state
 from chromaref.training.config import TrainConfig, resolve_config, to_yaml
 from chromaref.training.pairs import (
@@ -517,12 +518,26 @@ def _write_model(
     in MLflow; returns the model file and its registered version."""
     metrics = {k: float(v) for k, v in state.get("metrics", {}).items()}
     summary = dataset.summary()
-    model_file = model_from_state(state).save(
+    model = model_from_state(state)
+    fit = fit_on_held_out(
+        model, config, val=dataset.val, train=dataset.train, neighbours=dataset.neighbours
+    )
+    if fit is not None:
+        logger.info(
+            "chroma gate %s on %d held-out pairs: PSNR %.2f dB (%.2f ungated)",
+            fit.gate,
+            fit.pairs,
+            fit.psnr,
+            fit.ungated_psnr,
+        )
+        tracker.log_metrics(fit.metrics(), state["step"])
+    model_file = model.save(
         out / MODEL_FILE,
         run_id=tracker.run_id,
         matching=config.matching.model_dump(mode="json"),
         metrics=metrics,
         dataset=summary,
+        calibration=fit.gate.as_calibration() if fit else None,
     )
     split = {
         "summary": summary,

@@ -22,6 +22,7 @@ import torch
 from torch import Tensor
 
 from chromaref.platform.colorizers._base import COLORIZERS, Colorizer, PreparedImage
+from chromaref.platform.colorizers.chroma_gate import ChromaGate, match_strength
 from chromaref.platform.colorizers.training_free import propagated_grid_ab
 from chromaref.platform.config import (
     MatchingConfig,
@@ -105,6 +106,12 @@ class TrainedColorizer(Colorizer):
             p.requires_grad_(False)
         _check_matching(self.net, config.matching)
         meta = self.net.meta
+        try:
+            self.gate = ChromaGate.from_calibration(meta.calibration)
+        except (TypeError, ValueError) as exc:
+            raise WeightsError(
+                f"{meta.path}: unusable calibration {meta.calibration} ({exc})"
+            ) from None
         logger.info("colornet %s (sha256 %s, run %s)", meta.path, meta.sha256[:12], meta.run_id)
 
     @torch.inference_mode()
@@ -117,4 +124,9 @@ class TrainedColorizer(Colorizer):
             self.net.config, target.l_work, target.grid, correspondence, self.propagation
         )
         self.net.to(inputs.device)
-        return upsample_grid_ab(self.net(inputs), target.l_work, target.l_full, self.config)
+        ab_grid = self.net(inputs)
+        if self.config.calibrated:
+            ab_grid = self.gate(
+                ab_grid, match_strength(correspondence.similarity, self.propagation)
+            )
+        return upsample_grid_ab(ab_grid, target.l_work, target.l_full, self.config)

@@ -2,7 +2,7 @@
 
     {"format": "chromaref-colornet", "format_version": 1, "architecture": "colornet",
      "config": {...}, "matching": {...} | None, "run_id": str | None, "metrics": {...},
-     "dataset": {...}, "created": ISO time, "dtype": "float32" | "float16",
+     "dataset": {...}, "calibration": {...}, "created": ISO time, "dtype": "float32" | "float16",
      "state_dict": {name: Tensor}}
 
 Only plain containers, strings, numbers and tensors are stored, so the file loads with
@@ -50,6 +50,7 @@ class ModelFileMeta:
     matching: dict[str, Any] | None = None
     metrics: dict[str, Any] = field(default_factory=dict)
     dataset: dict[str, Any] = field(default_factory=dict)
+    calibration: dict[str, Any] = field(default_factory=dict)
     created: str = ""
 
 
@@ -64,6 +65,7 @@ def save_model_file(
     matching: dict[str, Any] | None = None,
     metrics: dict[str, Any] | None = None,
     dataset: dict[str, Any] | None = None,
+    calibration: dict[str, Any] | None = None,
 ) -> Path:
     """Write one model file atomically (all of it or nothing); fp16 halves its size.
 
@@ -75,6 +77,8 @@ def save_model_file(
         half: store floating-point tensors as float16.
         run_id, matching, metrics, dataset: provenance (MLflow run, the similarity settings
             that made the training inputs, validation metrics, data and split).
+        calibration: settings fitted after training that the colorizer applies (an optional
+            key: files without it load as uncalibrated).
     Returns:
         The path written.
     """
@@ -92,6 +96,7 @@ def save_model_file(
         "run_id": run_id,
         "metrics": dict(metrics or {}),
         "dataset": dict(dataset or {}),
+        "calibration": dict(calibration or {}),
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "dtype": str(dtype).removeprefix("torch."),
         "state_dict": weights,
@@ -153,7 +158,7 @@ def load_model_file(
         raise _refuse(path, "corrupt model file (no state dict of tensors)")
     if not isinstance(config, dict):
         raise _refuse(path, "corrupt model file (no architecture config)")
-    for key in ("matching", "metrics", "dataset"):
+    for key in ("matching", "metrics", "dataset", "calibration"):
         if not isinstance(payload.get(key) or {}, dict):
             raise _refuse(path, f"corrupt model file ({key} is not a mapping)")
     if not isinstance(payload.get("run_id") or "", str):
@@ -169,6 +174,7 @@ def load_model_file(
         matching=payload.get("matching"),
         metrics=dict(payload.get("metrics") or {}),
         dataset=dict(payload.get("dataset") or {}),
+        calibration=dict(payload.get("calibration") or {}),
         created=str(payload.get("created", "")),
     )
     return state, meta

@@ -338,6 +338,7 @@ class ColorNet(nn.Module):
         matching: dict[str, Any] | None = None,
         metrics: dict[str, Any] | None = None,
         dataset: dict[str, Any] | None = None,
+        calibration: dict[str, Any] | None = None,
     ) -> Path:
         """Write this model's file (see `_weights_io.save_model_file` for the arguments).
         `matching` should be `PipelineConfig.matching.model_dump()` of the training inputs."""
@@ -351,6 +352,7 @@ class ColorNet(nn.Module):
             matching=matching,
             metrics=metrics,
             dataset=dataset,
+            calibration=calibration,
         )
 
 

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from chromaref.platform.color import gray_image, image_to_tensor, rgb_to_lab
+from chromaref.platform.colorizers.chroma_gate import ChromaGate, match_strength
 from chromaref.platform.config import MatchingConfig, PipelineConfig, TrainedConfig
 from chromaref.platform.errors import WeightsError
 from chromaref.platform.models import colornet_small
@@ -122,3 +123,39 @@ def test_other_matching_settings_work_with_a_warning(tmp_path, caplog):
     with caplog.at_level("WARNING"):
         ColorizationPipeline(_config(str(same)), device="cpu")
     assert "differ" not in caplog.text
+
+
+@pytest.mark.slow
+def test_the_files_chroma_gate_scales_the_chroma_by_the_match_strength(tmp_path, photo_rgb):
+    torch.manual_seed(1)
+    net = colornet_small(residual=False)
+    with torch.no_grad():  # the same ab everywhere, as random_model predicts
+        net.head[-1].bias.copy_(torch.atanh(torch.tensor(BIAS_AB) / net.config.ab_scale))
+    gate = ChromaGate(floor=0.5, knee=1.0)
+    matching = MatchingConfig().model_dump()
+    path = str(
+        net.save(tmp_path / "gated.pt", matching=matching, calibration=gate.as_calibration())
+    )
+    target, reference = gray_image(photo_rgb("aloe_l")), photo_rgb("aloe_r")
+    gated = ColorizationPipeline(_config(path), device="cpu")
+    assert gated.colorizer.gate == gate
+    raw = ColorizationPipeline(
+        PipelineConfig(colorizer="trained", trained=TrainedConfig(model=path, calibrated=False)),
+        device="cpu",
+    )
+    match = gated.correspond(gated.prepare(target), gated.prepare(reference))
+    strength = float(match_strength(match.similarity, gated.config.propagation)[0])
+    assert 0.0 < strength < 1.0
+
+    def mean_ab(pipe: ColorizationPipeline) -> torch.Tensor:
+        return _lab(pipe(target, [reference])[0].rgb)[0, 1:].mean(dim=(1, 2))
+
+    ratio = (mean_ab(gated) / mean_ab(raw)).tolist()
+    assert ratio == pytest.approx([0.5 + 0.5 * strength] * 2, abs=0.03)
+
+
+def test_a_model_file_with_an_impossible_gate_is_refused_naming_it(tmp_path):
+    path = tmp_path / "bad_gate.pt"
+    colornet_small().save(path, calibration={"chroma_gate": {"floor": 3.0}})
+    with pytest.raises(WeightsError, match=re.escape(str(path))):
+        ColorizationPipeline(_config(str(path)), device="cpu")
