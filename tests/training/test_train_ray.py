@@ -210,14 +210,14 @@ def test_init_fine_tunes_from_a_model_file_whose_architecture_wins(
     from chromaref.training.checkpoint import new_colornet
     from chromaref.training.trainer import train
 
-    start_config = resolve_config(tiny, {"model_options": {**tiny["model_options"], "width": 12}})
+    start_config = resolve_config(tiny, {"model_options": {**tiny["model_options"], "width": 16}})
     start = new_colornet(start_config, get_backbone(start_config.matching.backbone))
     start_file = start.save(in_workdir / "start.pt")
     run = {"corpus": str(train_corpus), "steps": 1, "name": "fine-tune", "optim": {"lr": 1e-6}}
     result = train(resolve_config(tiny, {**run, "init": str(start_file), "out": "ft-model"}))
 
     tuned = ColorNet.from_file(result.model_file)
-    assert tuned.config == start.config  # width 12 from the file, not the config's 8
+    assert tuned.config == start.config  # width 16 from the file, not the config's 8
     before, after = start.state_dict(), tuned.state_dict()
     assert all(torch.allclose(before[k], after[k], atol=1e-4) for k in before)  # started there
     assert any(not torch.equal(before[k], after[k]) for k in before)  # and took a step
