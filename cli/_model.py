@@ -1,5 +1,5 @@
 """`--model`: a colornet file, or a model in MLflow (`runs:/<id>/model`,
-`models:/chromaref-colorizer/<version>`), for the `trained` colorizer."""
+`models:/chromaref-colorizer/<version>`), for the `trained` colorizer (the default)."""
 
 from __future__ import annotations
 
@@ -15,8 +15,8 @@ ModelOption = Annotated[
     str | None,
     typer.Option(
         "--model",
-        help="With --method trained: a colornet file (`chromaref train` writes one; default: "
-        "the shipped model, docs/model_card.md), "
+        help="The trained colorizer's model (the default method): a colornet file (`chromaref "
+        "train` writes one; default: the shipped model, docs/model_card.md), "
         "runs:/<run id>/model or models:/chromaref-colorizer/<version> from the MLflow store "
         "($MLFLOW_TRACKING_URI, default ./mlruns.db).",
     ),

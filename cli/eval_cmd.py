@@ -26,7 +26,7 @@ def eval_command(
     methods: Annotated[
         str,
         typer.Option(help="Comma-separated: gray, reinhard, welsh, training-free, trained."),
-    ] = "gray,reinhard,welsh,training-free",
+    ] = "gray,reinhard,welsh,training-free,trained",
     model: ModelOption = None,
     limit: Annotated[
         int | None, typer.Option(help="Evaluate this many photos, spread over the folder.")

@@ -114,8 +114,9 @@ def colorize(
     method: Annotated[
         str,
         typer.Option(
-            help="training-free (default), trained (the learned colorization sub-net: the "
-            "shipped model, or --model), or a baseline: reinhard, welsh."
+            help="trained (default: the learned colorization sub-net, the shipped model or "
+            "--model), training-free (reference colors only, no learned weights), or a "
+            "baseline: reinhard, welsh."
         ),
     ] = DEFAULTS.colorizer,
     model: ModelOption = None,

@@ -49,9 +49,7 @@ if TYPE_CHECKING:  # at runtime an index arrives built: importing it here would 
     from chromaref.retrieval.index import Index
 
 REFERENCE_KINDS = ("given", "retrieved", "same-category", "unrelated")
-METHODS = ("gray", "reinhard", "welsh", "training-free")
-# Methods `evaluate` accepts; `trained` needs a model file (see TrainedConfig).
-ALL_METHODS = (*METHODS, "trained")
+METHODS = ("gray", "reinhard", "welsh", "training-free", "trained")  # accepted; the default
 # The semantic probe: an ImageNet classifier, fixed so that agreement scores stay comparable
 # whatever backbone matching uses (and only this backbone has a classifier head).
 CLASSIFIER = "efficientnet_lite0"
@@ -208,10 +206,10 @@ def check_request(methods: tuple[str, ...], limit: int | None) -> None:
     Raises:
         ConfigError: with the option's name and what it accepts.
     """
-    known = ", ".join(ALL_METHODS)
+    known = ", ".join(METHODS)
     if not methods:
         raise ConfigError(f"--methods names no method; available: {known}")
-    unknown = set(methods) - set(ALL_METHODS)
+    unknown = set(methods) - set(METHODS)
     if unknown:
         raise ConfigError(f"unknown method(s) {sorted(unknown)}; available: {known}")
     if limit is not None and limit < 1:

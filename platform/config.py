@@ -88,7 +88,7 @@ MIN_REFERENCE_CHROMA = 2.0
 class PipelineConfig(_Frozen):
     """Everything `ColorizationPipeline` needs, in one frozen, validated value."""
 
-    colorizer: str = "training-free"
+    colorizer: str = "trained"
     matching: MatchingConfig = MatchingConfig()
     propagation: PropagationConfig = PropagationConfig()
     trained: TrainedConfig = TrainedConfig()

@@ -42,7 +42,7 @@ def report(tmp_path_factory):
 def test_report_files_and_rows(report):
     with open(report / "metrics.csv", newline="") as f:
         rows = list(csv.DictReader(f))
-    assert len(rows) == len(PHOTOS) * 4 * 4  # photos x reference kinds x methods
+    assert len(rows) == len(PHOTOS) * 4 * 5  # photos x reference kinds x methods
     assert {r["reference"] for r in rows} == {"given", "retrieved", "same-category", "unrelated"}
     assert all(0.0 <= float(r["ssim_ab"]) <= 1.0 for r in rows)
     html = (report / "index.html").read_text()
@@ -144,8 +144,8 @@ def test_html_report_shows_its_table_plot_and_grids_in_a_real_browser(report, tm
     assert "psnr.png" in shown and len(shown) == 1 + len(PHOTOS)
     assert all(width > 100 for width in shown.values()), shown
     rows = page.locator("table").first.locator("tbody tr")
-    assert rows.count() == 4 * 4  # reference kinds x methods
-    assert "training-free" in rows.all_inner_texts()[-1]
+    assert rows.count() == 4 * 5  # reference kinds x methods
+    assert "trained" in rows.all_inner_texts()[-1]
     broken = tmp_path / "broken-report"  # the same page with its picture files gone
     shutil.copytree(report, broken)
     shutil.rmtree(broken / "grids")
@@ -201,7 +201,7 @@ def test_trained_method_takes_a_model_file_and_model_needs_it(tmp_path):
     _copy_photos(images, PHOTOS)
     model = colornet_small().save(tmp_path / "colornet.pt", matching=MatchingConfig().model_dump())
     args = ["eval", "--images", str(images), "--out", str(out), "-q", "--limit", "1"]
-    refused = CliRunner().invoke(app, [*args, "--model", str(model)])
+    refused = CliRunner().invoke(app, [*args, "--methods", "gray", "--model", str(model)])
     assert refused.exit_code == 2 and "--methods" in refused.output
     result = CliRunner().invoke(app, [*args, "--methods", "gray,trained", "--model", str(model)])
     assert result.exit_code == 0, result.output

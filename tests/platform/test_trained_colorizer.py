@@ -62,15 +62,16 @@ def test_random_model_colorizes_a_real_pair_end_to_end_keeping_l_and_size(
     assert float(l_error.max()) < 1.0 and float(l_error.mean()) < 0.2  # 8-bit rounding only
     median_ab = lab_out[0, 1:].flatten(1).median(dim=1).values
     torch.testing.assert_close(median_ab, torch.tensor(BIAS_AB), atol=2.0, rtol=0)
-    [training_free] = pipeline(gray, [reference])
+    training_free_pipeline = ColorizationPipeline(
+        PipelineConfig(colorizer="training-free"), device="cpu"
+    )
+    [training_free] = training_free_pipeline(gray, [reference])
     assert not np.array_equal(out.rgb, training_free.rgb)
     assert {"features", "correspondence", "colorize", "convert"} <= set(out.seconds)
 
 
 @pytest.mark.slow
-def test_an_untrained_residual_model_colorizes_as_the_training_free_colorizer(
-    tmp_path, pipeline, photo_rgb
-):
+def test_an_untrained_residual_model_colorizes_as_the_training_free_colorizer(tmp_path, photo_rgb):
     """A residual ColorNet starts from the training-free grid ab: untrained (a near-zero
     correction) its result is the training-free result, so training only adds to it."""
     torch.manual_seed(0)
@@ -78,7 +79,10 @@ def test_an_untrained_residual_model_colorizes_as_the_training_free_colorizer(
     colornet_small().save(path, matching=MatchingConfig().model_dump())
     gray, reference = gray_image(photo_rgb("aloe_l")), photo_rgb("aloe_r")
     [trained] = ColorizationPipeline(_config(str(path)), device="cpu")(gray, [reference])
-    [training_free] = pipeline(gray, [reference])
+    training_free_pipeline = ColorizationPipeline(
+        PipelineConfig(colorizer="training-free"), device="cpu"
+    )
+    [training_free] = training_free_pipeline(gray, [reference])
     ab_trained, ab_free = _lab(trained.rgb)[:, 1:], _lab(training_free.rgb)[:, 1:]
     assert float(ab_free.abs().mean()) > 5  # a colorful result, not two grays compared
     assert float((ab_trained - ab_free).abs().mean()) < 0.5
