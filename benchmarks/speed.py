@@ -50,9 +50,8 @@ from benchmarks._common import (
     write_json,
 )
 from benchmarks.report_speed import (
-    COLD_HEADERS,
     LARGE_HEADERS,
-    cold_rows,
+    cold_table,
     large_rows,
     speed_table,
 )
@@ -60,6 +59,8 @@ from chromaref.platform.files import atomic_write_text
 
 SIZES = (256, 512, 1024, 2048)
 METHODS = ("training-free", "reinhard")
+# The CLI rows: the default colorizer (its shipped model), training-free and the baseline.
+CLI_METHODS = ("trained", "training-free", "reinhard")
 TARGET, REFERENCE = "aloe_l", "aloe_r"
 LARGE_MEGAPIXELS = (12, 24, 96)
 # Peak RSS allowed for `chromaref colorize` on an image: a fixed part (interpreter, torch,
@@ -269,13 +270,13 @@ def cold_and_warm(repeats: int) -> list[dict]:
         for condition, busy, policy in CONDITIONS:
             burner = subprocess.Popen([sys.executable, "-c", "while True: pass"]) if busy else None
             try:
-                cold: dict[str, list[dict]] = {m: [] for m in METHODS}
+                cold: dict[str, list[dict]] = {m: [] for m in CLI_METHODS}
                 for _ in range(repeats):
-                    for method in METHODS:  # interleaved, so drifting load hits both alike
+                    for method in CLI_METHODS:  # interleaved, so drifting load hits all alike
                         run = _cold_process([*command, "--method", method], _env(policy))
                         cold[method].append(run)
                 rows += [_summary(condition, m, "cold", runs) for m, runs in cold.items()]
-                for method in METHODS:
+                for method in CLI_METHODS:
                     args = ["--warm-child", method, "--repeats", str(repeats)]
                     warm = _run_warm_child(args, _env(policy or "PASSIVE"))
                     rows.append(_summary(condition, method, "warm", warm["runs"]))
@@ -338,7 +339,7 @@ def main() -> None:
         return
     if args.cold_only:
         rows = cold_and_warm(args.repeats)
-        print(table(COLD_HEADERS, cold_rows(rows)))
+        print(cold_table(rows))
         print(f"\nwrote {_write_cold(rows)}")
         return
     sizes = () if args.no_small else (512,) if args.quick else SIZES
@@ -362,7 +363,7 @@ def main() -> None:
     )
     if args.device == "cpu" and not args.quick:
         rows = cold_and_warm(repeats)
-        print("\n" + table(COLD_HEADERS, cold_rows(rows)))
+        print("\n" + cold_table(rows))
         _write_cold(rows)
     print(f"\nwrote {path}")
 
