@@ -48,7 +48,6 @@ class GateFit:
     psnr: float
     ungated_psnr: float
     pairs: int
-    self_pairs: int
 
     def metrics(self) -> dict[str, float]:
         return {
@@ -96,7 +95,6 @@ def fit_chroma_gate(
         psnr=scores[best],
         ungated_psnr=scores[ChromaGate()],
         pairs=len(pairs),
-        self_pairs=sum(p.branch == CHROMA for p in pairs),
     )
 
 

@@ -101,6 +101,11 @@ def test_two_workers_log_metrics_and_register_a_model(local_ray, in_workdir, tra
     model = ColorNet.from_file(result.model_file)  # the model file format, rebuilt from it
     assert model.meta.run_id == run.info.run_id
     assert model.meta.dataset["split_sha1"] == result.dataset["split_sha1"]
+    gate = model.meta.calibration["chroma_gate"]  # fitted on the held-out photo at the end
+    [(_, floor)] = _history(client, run.info.run_id, "calibration/floor")
+    assert gate["floor"] == pytest.approx(floor) and _history(
+        client, run.info.run_id, "calibration/psnr"
+    )
     _colorize_with_registered_model(in_workdir, train_corpus, run.info.run_id, version.version)
 
 
