@@ -149,7 +149,7 @@ def _quality_findings(summary: Results, kinds: list[str]) -> str:
             if f"{kind}/{m}" in summary
         }
         best = max(baselines, key=baselines.get) if baselines else None
-        line = f"- {kind}: chromaref {ours:.2f} dB, {ours - gray:+.2f} dB over the gray input"
+        line = f"- {kind}: chromaref (training-free) {ours:.2f} dB, {ours - gray:+.2f} dB over gray"
         if best:
             line += f", {ours - baselines[best]:+.2f} dB over the best baseline ({best})"
         lines.append(line + ".")
@@ -187,7 +187,8 @@ def studies_section(results: Results | None, figures: list[Figure]) -> str:
         "and an `unrelated` one (another category's photo, or for flat domains any other image;"
         " for `animation` that is another frame of the same short clip). Mean RGB PSNR per "
         "method; ab SSIM (the structure of the chroma alone) and top-5 agreement (EfficientNet-"
-        "Lite0's top class on the true colors is in its top 5 on the result) for chromaref.\n\n",
+        "Lite0's top class on the true colors is in its top 5 on the result) for chromaref "
+        "(training-free).\n\n",
     )
     if results is None:
         return text
@@ -205,7 +206,7 @@ def studies_section(results: Results | None, figures: list[Figure]) -> str:
             psnrs = [by[(kind, m)]["psnr"] for m in methods]
             rows.append([domain, kind, ours["n"], *psnrs, ours["ssim_ab"], ours["top5_agree"]])
     headers = ["domain", "reference", "n", *(f"{METHOD_NAMES[m]} dB" for m in methods)]
-    text += "\n" + table([*headers, "chromaref ab SSIM", "chromaref top-5 agree"], rows)
+    text += "\n" + table([*headers, "training-free ab SSIM", "training-free top-5 agree"], rows)
     text += "\n\n" + _studies_findings(results["domains"]) + "\n\n"
     domains = {name: found for name, found in results["domains"].items() if found}
     path = DOCS_IMAGES / "studies_gain.png"
@@ -258,7 +259,7 @@ def _studies_findings(domains: Results) -> str:
             ]
             trained = f" The trained colorizer vs training-free: {', '.join(versus)}."
         lines.append(
-            f"- {domain} ({found['images']} images, corpus {found['corpus']}): chromaref over "
+            f"- {domain} ({found['images']} images, corpus {found['corpus']}): training-free over "
             f"the gray input: {', '.join(gains)}; diversity across references {diversity:.1f}."
             + trained
         )
