@@ -7,7 +7,8 @@ What a fresh install's `--auto` draws from is the bundled index. This builds it 
 core photos only, as before the corpus; the core photos plus `photos/corpus/`, as now) and
 runs `chromaref eval`'s protocol on the labelled photos (`benchmarks.datasets.labelled`, which
 neither set contains) with each as the retrieval index: the `retrieved` rows are what `--auto`
-would give; gray and training-free are scored on the same images, so only the index differs.
+would give; gray, training-free and trained (the default) are scored on the same images, so
+only the index differs.
 It also asks each index for the references of a gray group portrait that neither holds
 (KPhotoAlbum's `new_wave_2.jpg`, held out of the corpus for this): the top hits' categories
 show whether people are found for people.
@@ -36,7 +37,7 @@ from tools.asset_sources import KPA
 PORTRAIT = "new_wave_2.jpg"  # held out of the corpus (tools/asset_sources.py)
 PORTRAIT_HITS = 3
 
-METHODS = ("gray", "training-free")
+METHODS = ("gray", "training-free", "trained")
 HEADERS = ["references", "photos", "method", "n", "PSNR dB", "colorfulness", "gap to truth"]
 
 
