@@ -240,18 +240,14 @@ def _initial_weights(config: TrainConfig) -> dict[str, Any] | None:
     one line now, not a crash in every worker."""
     if config.init is None:
         return None
+    from chromaref.platform.colorizers.trained import check_matching
     from chromaref.platform.models.colornet import SHIPPED_MODEL, ColorNet
     from chromaref.training.tracking import local_model_file
 
     source = str(SHIPPED_MODEL) if config.init == "shipped" else config.init
     with local_model_file(source, config.tracking.tracking_uri) as path:
         model = ColorNet.from_file(path)
-    trained_on = (model.meta.matching or {}).get("backbone") if model.meta else None
-    if trained_on and trained_on != config.matching.backbone:
-        raise ConfigError(
-            f"init {config.init}: trained on {trained_on} features, but matching.backbone is "
-            f"{config.matching.backbone}"
-        )
+    check_matching(model, config.matching)  # as `colorize` would: its features, or one line
     logger.info("fine-tuning %s (%s parameters)", config.init, f"{model.num_parameters():,}")
     return model_state(model)
 

@@ -43,7 +43,7 @@ from chromaref.platform.similarity import Correspondence, FeatureGrid
 logger = logging.getLogger(__name__)
 
 
-def _check_matching(model: ColorNet, matching: MatchingConfig) -> None:
+def check_matching(model: ColorNet, matching: MatchingConfig) -> None:
     """The model only understands the features it was trained on: another backbone is refused;
     other matching settings (stride, level weights, temperature) work but shift the inputs."""
     stored = model.meta.matching if model.meta else None
@@ -104,7 +104,7 @@ class TrainedColorizer(Colorizer):
         self.net = ColorNet.from_file(self.config.model or SHIPPED_MODEL)
         for p in self.net.parameters():
             p.requires_grad_(False)
-        _check_matching(self.net, config.matching)
+        check_matching(self.net, config.matching)
         meta = self.net.meta
         try:
             self.gate = ChromaGate.from_calibration(meta.calibration)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from chromaref.platform.errors import ConfigError, WeightsError
+from chromaref.platform.errors import WeightsError
 from chromaref.platform.models.colornet import SHIPPED_MODEL, ColorNet
 from chromaref.training.checkpoint import model_from_state
 from chromaref.training.config import resolve_config
@@ -27,7 +27,7 @@ def test_no_init_means_new_weights():
 
 def test_a_model_of_another_backbone_is_refused_in_one_line():
     config = resolve_config(overrides={"init": "shipped", "matching.backbone": "vgg16_hed"})
-    with pytest.raises(ConfigError, match="trained on efficientnet_lite0 features"):
+    with pytest.raises(WeightsError, match="trained on efficientnet_lite0 features"):
         _initial_weights(config)
 
 
