@@ -10,8 +10,10 @@ from typing import Any
 from benchmarks._common import DOCS_IMAGES, table
 from benchmarks.report import Results, _opening
 
-MODES = ("per-frame", "temporal", "truth")
-QUALITY_HEADERS = ["clip", "mode", "frames", "PSNR dB", "SSIM", "warp error", "CDC", "frames/s"]
+MODES = ("per-frame", "temporal")
+TRUTH = "truth"
+QUALITY_HEADERS = ["clip", "reference", "method", "mode", "frames", "PSNR dB", "SSIM",
+                   "warp error", "CDC", "frames/s"]  # fmt: skip
 SPEED_HEADERS = ["size", "frames", "seconds", "frames/s", "peak RSS MB", "load avg (1 min)"]
 PIECES_HEADERS = ["Ray tasks", "frames", "seconds", "frames/s", "load avg (1 min)"]
 WARP_GOAL = 1.10  # temporal warp error at most 10% over the truth's own
@@ -20,14 +22,27 @@ PSNR_GOAL_DB = -0.3  # temporal PSNR at most 0.3 dB under per-frame
 FPS_GOAL = 5.0  # at 480p, on 2 cores
 
 
+def _in_order(runs: list[Results]) -> list[Results]:
+    """By clip (as run), then reference, then method (as run: the default first)."""
+    clips = list(dict.fromkeys(r["clip"] for r in runs))
+    references = list(dict.fromkeys(r["reference"] for r in runs))
+    return sorted(runs, key=lambda r: (clips.index(r["clip"]), references.index(r["reference"])))
+
+
 def quality_rows(runs: list[Results]) -> list[list[Any]]:
-    rows = []
-    for run in runs:
+    rows, truth_shown = [], set()
+    for run in _in_order(runs):
         for mode in MODES:
-            s, fps = run["scores"][mode], run["colorize_fps"].get(mode)
-            psnr, ssim = (f"{s[k]:.2f}" if k in s else "-" for k in ("psnr", "ssim"))
-            rows.append([run["clip"], mode, run["frames"], psnr, ssim, f"{s['warp_error']:.3f}",
-                         f"{s['cdc']:.5f}", f"{fps:.2f}" if fps else "-"])  # fmt: skip
+            s, fps = run["scores"][mode], run["colorize_fps"][mode]
+            rows.append([run["clip"], run["reference"], run["method"], mode, run["frames"],
+                         f"{s['psnr']:.2f}", f"{s['ssim']:.3f}", f"{s['warp_error']:.3f}",
+                         f"{s['cdc']:.5f}", f"{fps:.2f}"])  # fmt: skip
+        last_of_clip = run is [r for r in _in_order(runs) if r["clip"] == run["clip"]][-1]
+        if last_of_clip and run["clip"] not in truth_shown:
+            truth_shown.add(run["clip"])
+            t = run["scores"][TRUTH]
+            rows.append([run["clip"], "-", "-", TRUTH, run["frames"], "-", "-",
+                         f"{t['warp_error']:.3f}", f"{t['cdc']:.5f}", "-"])  # fmt: skip
     return rows
 
 
@@ -68,22 +83,40 @@ def _met(ok: bool) -> str:
 
 
 def _quality_finding(run: Results) -> str:
-    per, temporal, truth = (run["scores"][mode] for mode in MODES)
+    per, temporal, truth = (run["scores"][mode] for mode in (*MODES, TRUTH))
     warp = temporal["warp_error"] / truth["warp_error"]
     cdc = temporal["cdc"] / per["cdc"]
     psnr = temporal["psnr"] - per["psnr"]
-    cuts = ", ".join(map(str, run["cuts"]))
-    cuts = f"; scene cuts at frame(s) {cuts}" if cuts else ""
     return (
-        f"- **{run['clip']}** ({run['frames']} frames{cuts}): temporal warp error "
-        f"{temporal['warp_error']:.3f} = {warp:.2f}x the truth's own (per-frame "
-        f"{per['warp_error'] / truth['warp_error']:.2f}x; goal <= {WARP_GOAL:.2f}x: "
-        f"{_met(warp <= WARP_GOAL)}); CDC {cdc:.2f}x per-frame's (goal <= {CDC_GOAL:g}x: "
-        f"{_met(cdc <= CDC_GOAL)}; the truth's own is {truth['cdc'] / per['cdc']:.2f}x: the "
-        "luminance, shared by both modes, drives most of it); "
-        f"PSNR {psnr:+.2f} dB vs per-frame (goal >= "
+        f"- **{run['clip']}, {run['reference']}, {run['method']}**: temporal warp error "
+        f"{warp:.2f}x the truth's own (per-frame {per['warp_error'] / truth['warp_error']:.2f}x;"
+        f" goal <= {WARP_GOAL:.2f}x: {_met(warp <= WARP_GOAL)}); CDC {cdc:.2f}x per-frame's "
+        f"(goal <= {CDC_GOAL:g}x: {_met(cdc <= CDC_GOAL)}; the truth's own is "
+        f"{truth['cdc'] / per['cdc']:.2f}x); PSNR {psnr:+.2f} dB vs per-frame (goal >= "
         f"{PSNR_GOAL_DB:+.1f} dB: {_met(psnr >= PSNR_GOAL_DB)})."
     )
+
+
+def _method_comparison(runs: list[Results]) -> str:
+    """Temporal mode, each method against the last one (training-free), per clip and reference."""
+    by_case: dict[tuple[str, str], list[Results]] = {}
+    for run in _in_order(runs):
+        by_case.setdefault((run["clip"], run["reference"]), []).append(run)
+    lines = []
+    for (clip, reference), case in by_case.items():
+        *methods, baseline = case
+        base = baseline["scores"]["temporal"]
+        for run in methods:
+            ours = run["scores"]["temporal"]
+            lines.append(
+                f"{clip}, {reference}: {ours['psnr'] - base['psnr']:+.2f} dB, SSIM "
+                f"{ours['ssim'] - base['ssim']:+.3f}, warp error "
+                f"{ours['warp_error'] / base['warp_error']:.2f}x"
+            )
+    if not lines:
+        return ""
+    methods = " and ".join(dict.fromkeys(r["method"] for r in runs))
+    return f"- **{methods}**, temporal mode, the first against the second: " + "; ".join(lines)
 
 
 def _speed_finding(runs: list[Results]) -> str:
@@ -111,9 +144,13 @@ def video_section(results: Results | None) -> str:
         results,
         "Quality: the real clips of Debian's `opencv-doc` (`vtest.avi`, a street filmed by a "
         "fixed camera, 768x576 at 10 frames/s; `Megamind.avi`, an animated trailer, 720x528 "
-        "with scene cuts) are turned gray and colorized from their first color frame (a key "
-        "frame colored by hand, then propagated), each frame on its own (per-frame) and with "
-        "the temporal mode (default `VideoConfig`), from the same prepared frames. Against the "
+        "with scene cuts) are turned gray and colorized by each video colorizer (`trained`, "
+        "the default: ColorNet correcting the temporal training-free colors, and "
+        "`training-free`), each frame on its own (per-frame) and with the temporal mode "
+        "(default `VideoConfig`), from the same prepared frames, with two references per clip: "
+        "its first color frame (**key frame**: one colored by hand, then propagated) and the "
+        "frame three quarters into the clip (**later frame**: vtest's street with other "
+        "passers-by, a Megamind scene from later in the trailer). Against the "
         "truth: RGB PSNR and SSIM; **warp error**, the mean |ab| (CIELAB) change between "
         "consecutive results along the truth's own motion (DIS optical flow of its luminance), "
         "occlusions masked by forward-backward consistency; **CDC**, the Jensen-Shannon "
@@ -124,15 +161,17 @@ def video_section(results: Results | None) -> str:
     )
     if results is None:
         return text
-    text += table(QUALITY_HEADERS, quality_rows(results["quality"])) + "\n\n"
-    text += "\n".join(_quality_finding(run) for run in results["quality"]) + "\n\n"
+    runs = results["quality"]
+    text += table(QUALITY_HEADERS, quality_rows(runs)) + "\n\n"
+    text += "\n".join(_quality_finding(run) for run in _in_order(runs))
+    text += "\n" + _method_comparison(runs) + "\n\n"
     text += (
         "Speed and memory: vtest's frames cropped to 16:9, resized and turned gray, as H.264 "
-        "clips; each run in a fresh process: `colorize_clip` (temporal mode, reference the "
-        "first frame in color) on 3 frames to warm up, then the whole clip timed end to end "
-        "(**decode + colorize + encode**, model loaded), then the process's peak RSS (VmHWM, "
-        "model and warm-up included). The machine is shared: its load average is given per "
-        "run.\n\n"
+        "clips; each run in a fresh process: `colorize_clip` (temporal mode, default trained "
+        "colorizer, reference the first frame in color) on 3 frames to warm up, then the "
+        "whole clip timed end to end (**decode + colorize + encode**, model loaded), then the "
+        "process's peak RSS (VmHWM, model and warm-up included). The machine is shared: its "
+        "load average is given per run.\n\n"
     )
     text += table(SPEED_HEADERS, speed_rows(results["speed"])) + "\n\n"
     start, end = (", ".join(f"{v:.2f}" for v in results["loadavg"][k]) for k in ("start", "end"))
@@ -140,8 +179,9 @@ def video_section(results: Results | None) -> str:
     text += f"- Load averages (1, 5, 15 min): {start} at the start, {end} at the end.\n"
     if results.get("pieces"):
         text += "\n" + _pieces_section(results["pieces"])
-    for run in results["quality"]:
-        if (DOCS_IMAGES / f"video_{run['clip']}.jpg").is_file():
-            text += f"\n{run['clip']} (gray | per-frame | temporal | truth):\n\n"
-            text += f"![{run['clip']} strip](images/video_{run['clip']}.jpg)\n"
+    for clip in dict.fromkeys(run["clip"] for run in runs):
+        if (DOCS_IMAGES / f"video_{clip}.jpg").is_file():
+            text += f"\n{clip}, {runs[0]['method']} from the key frame "
+            text += "(gray | per-frame | temporal | truth):\n\n"
+            text += f"![{clip} strip](images/video_{clip}.jpg)\n"
     return text

@@ -4,9 +4,12 @@
     python -m benchmarks.video --quick    # 20 frames; shorter speed and memory runs
 
 Quality: the real clips of Debian's opencv-doc (`vtest.avi`, a street filmed by a fixed camera;
-`Megamind.avi`, an animated trailer with scene cuts) are turned gray and colorized from their
-first color frame (a key frame colored by hand, then propagated), each frame on its own and
-with the temporal mode, and scored against the truth (`chromaref.platform.video.metrics`).
+`Megamind.avi`, an animated trailer with scene cuts) are turned gray and colorized with each
+video colorizer (trained, the default, and training-free), each frame on its own and with the
+temporal mode, and scored against the truth (`chromaref.platform.video.metrics`). Two
+references per clip: its first color frame (a key frame colored by hand, then propagated) and
+the frame three quarters into the clip (vtest: the same street with other passers-by;
+Megamind: another scene), the case of a reference that is not the clip's own first frame.
 
 Speed and memory: vtest's frames, cropped to 16:9, resized to 854x480 and 1920x1080 and turned
 gray, encoded as H.264 clips; each clip is colorized with `colorize_clip` (temporal mode, the
@@ -33,13 +36,17 @@ import time
 from pathlib import Path
 
 import cv2
+import numpy as np
 
 from benchmarks._common import DOCS_IMAGES, run_child, table, write_json
 from benchmarks.datasets import MEGAMIND
 from benchmarks.report_video import QUALITY_HEADERS, SPEED_HEADERS, quality_rows, speed_rows
+from chromaref.platform.config import VIDEO_COLORIZERS
 
 VTEST = MEGAMIND.parent / "vtest.avi"
 CLIPS = {"vtest": VTEST, "megamind": MEGAMIND}
+KEY_FRAME, LATER_FRAME = "key frame", "later frame"
+REFERENCES = (KEY_FRAME, LATER_FRAME)
 SIZES = {"480p": (854, 480), "1080p": (1920, 1080)}
 WARM_FRAMES = 3
 SAMPLES = 4
@@ -50,34 +57,56 @@ def _loadavg() -> list[float]:
     return [round(x, 2) for x in os.getloadavg()]
 
 
-def quality(name: str, path: Path, frames: int) -> dict:
-    """Per-frame vs temporal on one real clip, and its frame strip under docs/images."""
+def reference_frame(path: Path, kind: str, min_chroma: float) -> np.ndarray:
+    """The clip's key frame (its first color frame) or the frame three quarters into it."""
+    from chromaref.platform.video.io import probe_video, read_video
+    from chromaref.platform.video.metrics import first_color_frame
+
+    if kind == KEY_FRAME:
+        return first_color_frame(path, min_chroma)
+    at = probe_video(path).frames * 3 // 4
+    return next(frame.rgb for frame in read_video(path) if frame.index == at)
+
+
+def quality(method: str, frames: int) -> list[dict]:
+    """Per-frame vs temporal with `method`, on each clip from each reference; the default
+    method's key-frame runs also leave a frame strip under docs/images."""
     from chromaref.cli.eval_video_cmd import sample_frames, strip
+    from chromaref.platform.config import PipelineConfig
     from chromaref.platform.images import save_image
     from chromaref.platform.pipeline import ColorizationPipeline
-    from chromaref.platform.video.metrics import evaluate_clip, first_color_frame
+    from chromaref.platform.video.metrics import evaluate_clip
 
-    pipeline = ColorizationPipeline()
-    key = first_color_frame(path, pipeline.config.min_reference_chroma)
-    start = _loadavg()
-    evaluation = evaluate_clip(
-        pipeline,
-        path,
-        pipeline.prepare(key, name="key frame", full_l=False),
-        max_frames=frames,
-        keep=sample_frames(frames, SAMPLES),
-    )
-    DOCS_IMAGES.mkdir(parents=True, exist_ok=True)
-    save_image(strip(evaluation.samples), DOCS_IMAGES / f"video_{name}.jpg", quality=85)
-    return {
-        "clip": name,
-        "size": list(key.shape[1::-1]),
-        "frames": evaluation.frames,
-        "cuts": evaluation.cuts,
-        "scores": evaluation.scores,
-        "colorize_fps": {m: evaluation.frames / s for m, s in evaluation.seconds.items()},
-        "loadavg": {"start": start, "end": _loadavg()},
-    }
+    pipeline = ColorizationPipeline(PipelineConfig(colorizer=method))
+    runs = []
+    for name, path in CLIPS.items():
+        for kind in REFERENCES:
+            reference = reference_frame(path, kind, pipeline.config.min_reference_chroma)
+            pictured = method == PipelineConfig().colorizer and kind == KEY_FRAME
+            start = _loadavg()
+            evaluation = evaluate_clip(
+                pipeline,
+                path,
+                pipeline.prepare(reference, name=kind, full_l=False),
+                max_frames=frames,
+                keep=sample_frames(frames, SAMPLES) if pictured else (),
+            )
+            if pictured:
+                DOCS_IMAGES.mkdir(parents=True, exist_ok=True)
+                save_image(strip(evaluation.samples), DOCS_IMAGES / f"video_{name}.jpg", quality=85)
+            runs.append({
+                "clip": name,
+                "reference": kind,
+                "method": method,
+                "size": list(reference.shape[1::-1]),
+                "frames": evaluation.frames,
+                "cuts": evaluation.cuts,
+                "scores": evaluation.scores,
+                "colorize_fps": {m: evaluation.frames / s for m, s in evaluation.seconds.items()},
+                "loadavg": {"start": start, "end": _loadavg()},
+            })  # fmt: skip
+            print(f"{name}, {kind}, {method}: done", flush=True)
+    return runs
 
 
 def gray_clip(folder: Path, size: tuple[int, int], frames: int) -> tuple[Path, Path]:
@@ -173,7 +202,7 @@ def main() -> None:
         return
     frames, short = (20, 5) if args.quick else (60, 8)
     start = _loadavg()
-    results = {"quality": [quality(name, path, frames) for name, path in CLIPS.items()]}
+    results = {"quality": [run for method in VIDEO_COLORIZERS for run in quality(method, frames)]}
     print(table(QUALITY_HEADERS, quality_rows(results["quality"])), flush=True)
     results["speed"] = speed([("480p", short), ("480p", 10 * short), ("1080p", short)])
     results["pieces"] = pieces(*((120, 4.0) if args.quick else (600, 15.0)))

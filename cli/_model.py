@@ -1,15 +1,25 @@
-"""`--model`: a colornet file, or a model in MLflow (`runs:/<id>/model`,
-`models:/chromaref-colorizer/<version>`), for the `trained` colorizer (the default)."""
+"""The colorizer a command runs: `--method`, and `--model` for the `trained` colorizer (the
+default): a colornet file, or a model in MLflow (`runs:/<id>/model`,
+`models:/chromaref-colorizer/<version>`)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from chromaref.platform.config import TrainedConfig
+from chromaref.platform.config import (
+    VIDEO_COLORIZERS,
+    MatchingConfig,
+    PipelineConfig,
+    TrainedConfig,
+)
+from chromaref.platform.errors import ConfigError
+
+if TYPE_CHECKING:
+    from chromaref.platform.pipeline import ColorizationPipeline
 
 ModelOption = Annotated[
     str | None,
@@ -35,3 +45,39 @@ def trained_config(model: str | None) -> Iterator[TrainedConfig]:
         return
     with local_model_file(model) as path:
         yield TrainedConfig(model=path)
+
+
+def check_model_method(model: str | None, method: str) -> None:
+    """Refuse a `--model` that the chosen method would silently ignore."""
+    if model is not None and method != "trained":
+        raise ConfigError(f"--model is for --method trained, not {method}")
+
+
+def check_video_method(method: str, model: str | None) -> None:
+    """Refuse, before any work, a method the video mode cannot run (it matches every frame to
+    the reference) or a `--model` it would ignore."""
+    if method not in VIDEO_COLORIZERS:
+        raise ConfigError(f"--method must be one of {', '.join(VIDEO_COLORIZERS)}, got {method}")
+    check_model_method(model, method)
+
+
+def build_pipeline(
+    method: str,
+    *,
+    backbone: str = MatchingConfig().backbone,
+    working_size: int = MatchingConfig().working_size,
+    model: str | None = None,
+) -> ColorizationPipeline:
+    """The pipeline for `--method`, `--model`, `--backbone` and `--working-size`.
+
+    Raises:
+        ConfigError: `--model` with another method than `trained`, or an unknown method.
+    """
+    from chromaref.platform.pipeline import ColorizationPipeline
+
+    check_model_method(model, method)
+    with trained_config(model) as trained:
+        matching = MatchingConfig(backbone=backbone, working_size=working_size)
+        return ColorizationPipeline(
+            PipelineConfig(colorizer=method, matching=matching, trained=trained)
+        )

@@ -39,6 +39,8 @@ class VideoJob:
     auto_top: int  # 0: the given references
     index: str | None
     trust_index: bool
+    method: str
+    model: str | None  # a colornet file (absolute) or an MLflow model URI
     working_size: int
     temporal: bool
     scene_cut: float
@@ -204,18 +206,16 @@ def _colorize(
 ) -> ClipResult:
     from chromaref.cli._auto import auto_references
     from chromaref.cli._colorize import prepare_reference, reference_labels
-    from chromaref.platform.config import MatchingConfig, PipelineConfig, VideoConfig
+    from chromaref.cli._model import build_pipeline
+    from chromaref.platform.config import VideoConfig
     from chromaref.platform.images import LoadedImage, load_image
     from chromaref.platform.models import shared_backbones
-    from chromaref.platform.pipeline import ColorizationPipeline
     from chromaref.platform.video.clip import EncodeOptions, Span, colorize_clip
     from chromaref.platform.video.io import VideoWriter, probe_video
     from chromaref.retrieval.default import open_index
 
     with shared_backbones():  # the pipeline, the index and its first build: one backbone load
-        pipeline = ColorizationPipeline(
-            PipelineConfig(matching=MatchingConfig(working_size=job.working_size))
-        )
+        pipeline = build_pipeline(job.method, working_size=job.working_size, model=job.model)
         index = open_index(job.index, trust=job.trust_index) if job.auto_top else None
     if index is not None:
         found = auto_references(pipeline, index, job.auto_top)

@@ -19,10 +19,12 @@ import numpy as np
 import typer
 
 from chromaref.cli._common import console, friendly_errors, setup_logging, writable_folder
-from chromaref.platform.config import VideoConfig
+from chromaref.cli._model import ModelOption, build_pipeline, check_video_method
+from chromaref.platform.config import MatchingConfig, PipelineConfig, VideoConfig
 from chromaref.platform.errors import ConfigError
 
 if TYPE_CHECKING:
+    from chromaref.platform.pipeline import ColorizationPipeline
     from chromaref.platform.video.metrics import ClipEvaluation
 
 COLUMNS = ("psnr", "ssim", "warp_error", "cdc")
@@ -98,6 +100,12 @@ def _finite(value: object) -> object:
     return value
 
 
+def _model_record(pipeline: ColorizationPipeline, model: str | None) -> dict | None:
+    """Which trained model was scored (None for the training-free colorizer)."""
+    net = getattr(pipeline.colorizer, "net", None)
+    return None if net is None else {"model": model or "shipped", "sha256": net.meta.sha256}
+
+
 @friendly_errors
 def eval_video_command(
     clip: Annotated[Path, typer.Argument(help="A COLOR video: it is turned gray and colorized.")],
@@ -113,7 +121,13 @@ def eval_video_command(
     ] = None,
     max_frames: Annotated[int | None, typer.Option(help="Evaluate this many frames.")] = None,
     samples: Annotated[int, typer.Option(help="Frames shown in strip.jpg.")] = 4,
-    working_size: Annotated[int, typer.Option(help="Long side (px) of the matched copy.")] = 256,
+    method: Annotated[
+        str, typer.Option(help="trained (default) or training-free: see `chromaref video`.")
+    ] = PipelineConfig().colorizer,
+    model: ModelOption = None,
+    working_size: Annotated[
+        int, typer.Option(help="Long side (px) of the matched copy.")
+    ] = MatchingConfig().working_size,
     temporal_weight: Annotated[
         float, typer.Option(help="Temporal mode: share of past frames' color evidence kept (0..1).")
     ] = _DEFAULTS["temporal_weight"].default,
@@ -128,10 +142,8 @@ def eval_video_command(
     """Turn a color clip gray, colorize it per-frame and with the temporal mode, and report
     PSNR, SSIM, warp error and CDC for both and for the truth (JSON, Markdown, a frame strip)."""
     from chromaref.cli._colorize import prepare_reference
-    from chromaref.platform.config import MatchingConfig, PipelineConfig
     from chromaref.platform.files import atomic_write_text
     from chromaref.platform.images import load_image, save_image
-    from chromaref.platform.pipeline import ColorizationPipeline
     from chromaref.platform.video.io import probe_video
     from chromaref.platform.video.metrics import evaluate_clip, first_color_frame
 
@@ -142,9 +154,8 @@ def eval_video_command(
         raise ConfigError(f"--samples must be at least 1, got {samples}")
     writable_folder(out)
     config = VideoConfig(temporal_weight=temporal_weight, hold=hold, flow_sigma=flow_sigma)
-    pipeline = ColorizationPipeline(
-        PipelineConfig(matching=MatchingConfig(working_size=working_size))
-    )
+    check_video_method(method, model)
+    pipeline = build_pipeline(method, working_size=working_size, model=model)
     total = min(filter(None, (probe_video(clip).frames, max_frames)), default=None)
     if reference is None:
         key = first_color_frame(clip, pipeline.config.min_reference_chroma)
@@ -170,6 +181,8 @@ def eval_video_command(
         "frames": evaluation.frames,
         "cuts": evaluation.cuts,
         "config": config.model_dump(),
+        "method": method,
+        "model": _model_record(pipeline, model),
         "working_size": working_size,
         "colorize_seconds": evaluation.seconds,
         "scores": evaluation.scores,

@@ -30,7 +30,7 @@ from chromaref.cli._common import (
     friendly_errors,
     setup_logging,
 )
-from chromaref.cli._model import ModelOption
+from chromaref.cli._model import ModelOption, build_pipeline
 from chromaref.cli.eval_cmd import eval_command
 from chromaref.cli.eval_video_cmd import eval_video_command
 from chromaref.cli.index_app import index_app
@@ -62,20 +62,6 @@ app.command("video")(video_command)
 class OutputFormat(StrEnum):
     png = "png"
     jpg = "jpg"
-
-
-def _pipeline(method: str, backbone: str, working_size: int, model: str | None = None):
-    from chromaref.cli._model import trained_config
-    from chromaref.platform.config import MatchingConfig, PipelineConfig
-    from chromaref.platform.pipeline import ColorizationPipeline
-
-    if model is not None and method != "trained":
-        raise ConfigError(f"--model is for --method trained, not {method}")
-    with trained_config(model) as trained:
-        matching = MatchingConfig(backbone=backbone, working_size=working_size)
-        return ColorizationPipeline(
-            PipelineConfig(colorizer=method, matching=matching, trained=trained)
-        )
 
 
 @app.command()
@@ -146,7 +132,7 @@ def colorize(
     from chromaref.platform.models import shared_backbones
 
     with shared_backbones():  # the pipeline, the index and its first build: one backbone load
-        pipeline = _pipeline(method, backbone, working_size, model)
+        pipeline = build_pipeline(method, backbone=backbone, working_size=working_size, model=model)
         if auto:
             from chromaref.cli._auto import auto_references
             from chromaref.retrieval.default import open_index
@@ -212,9 +198,7 @@ def demo(
 
     setup_logging(verbose)
     target, ref = demo_pair()
-    pipeline = _pipeline(
-        DEFAULTS.colorizer, DEFAULTS.matching.backbone, DEFAULTS.matching.working_size
-    )
+    pipeline = build_pipeline(DEFAULTS.colorizer)
     summary = run_colorize(
         pipeline,
         [target],

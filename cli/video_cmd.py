@@ -31,6 +31,7 @@ from chromaref.cli._common import (
     setup_logging,
     writable_folder,
 )
+from chromaref.cli._model import ModelOption, check_video_method
 from chromaref.cli._video_job import (
     JobResult,
     VideoJob,
@@ -40,7 +41,7 @@ from chromaref.cli._video_job import (
     colorize_job,
     find_clips,
 )
-from chromaref.platform.config import MatchingConfig
+from chromaref.platform.config import MatchingConfig, PipelineConfig
 from chromaref.platform.errors import ChromarefError, ConfigError
 
 
@@ -79,6 +80,14 @@ def video_command(
     max_frames: Annotated[
         int | None, typer.Option(min=1, help="Stop after this many frames (a preview).")
     ] = None,
+    method: Annotated[
+        str,
+        typer.Option(
+            help="trained (default: the learned colorization sub-net, the shipped model or "
+            "--model) or training-free (reference colors only, no learned weights)."
+        ),
+    ] = PipelineConfig().colorizer,
+    model: ModelOption = None,
     working_size: Annotated[
         int, typer.Option(help="Long side (px) of the matched copy.")
     ] = MatchingConfig().working_size,
@@ -101,6 +110,7 @@ def video_command(
     check_reference_choice(reference, auto)
     if top < 1:
         raise ConfigError(f"--top must be at least 1, got {top}")
+    check_video_method(method, model)
     if chunk_seconds < 0:
         raise ConfigError(f"--chunk-seconds must be 0 or more, got {chunk_seconds}")
     clips = find_clips(inputs)
@@ -117,6 +127,8 @@ def video_command(
             top if auto else 0,
             index,
             trust_index,
+            method,
+            absolute(model) if model and ":/" not in model else model,
             working_size,
             temporal,
             scene_cut,

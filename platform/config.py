@@ -57,6 +57,10 @@ class TrainedConfig(_Frozen):
     upsample_eps: float = Field(4.0, gt=0, description="guided upsampling regulariser (L^2)")
 
 
+# Colorizers that match every frame to the reference, as the video mode needs.
+VIDEO_COLORIZERS = ("trained", "training-free")
+
+
 class VideoConfig(_Frozen):
     """Temporal propagation: each frame also takes the previous result's colors, carried by
     optical flow, where the flow holds; scene cuts re-anchor on the reference."""

@@ -50,6 +50,14 @@ def pipeline():
 
 
 @pytest.fixture(scope="session")
+def training_free_pipeline():
+    from chromaref.platform.config import PipelineConfig
+    from chromaref.platform.pipeline import ColorizationPipeline
+
+    return ColorizationPipeline(PipelineConfig(colorizer="training-free"), device="cpu")
+
+
+@pytest.fixture(scope="session")
 def photo_rgb():
     """Bundled real photos by name, as (H, W, 3) uint8 arrays."""
     from chromaref.platform.assets import photo

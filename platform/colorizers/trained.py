@@ -74,11 +74,16 @@ def network_inputs(
     target_grid: FeatureGrid,
     correspondence: Correspondence,
     propagation: PropagationConfig,
+    base_ab: Tensor | None = None,
 ) -> Tensor:
     """`colornet_inputs` for this network, at inference and in training alike: a residual
-    ColorNet also reads the training-free grid ab that it corrects."""
-    base = propagated_grid_ab(target_l_work, correspondence, propagation) if net.residual else None
-    return colornet_inputs(target_l_work, target_grid, correspondence, base)
+    ColorNet also reads the training-free grid ab that it corrects (`base_ab` when given, e.g.
+    the video mode's, which also carries the previous frames' colors)."""
+    if not net.residual:
+        return colornet_inputs(target_l_work, target_grid, correspondence)
+    if base_ab is None:
+        base_ab = propagated_grid_ab(target_l_work, correspondence, propagation)
+    return colornet_inputs(target_l_work, target_grid, correspondence, base_ab)
 
 
 def upsample_grid_ab(
@@ -115,13 +120,15 @@ class TrainedColorizer(Colorizer):
         logger.info("colornet %s (sha256 %s, run %s)", meta.path, meta.sha256[:12], meta.run_id)
 
     @torch.inference_mode()
-    def predict_ab(
-        self, target: PreparedImage, reference: PreparedImage, correspondence: Correspondence | None
+    def grid_ab(
+        self, target: PreparedImage, correspondence: Correspondence, base_ab: Tensor | None = None
     ) -> Tensor:
-        if correspondence is None or target.grid is None:
+        """ColorNet's gated ab on the matching grid; a residual net corrects `base_ab` (None:
+        the training-free grid ab of this correspondence)."""
+        if target.grid is None:
             raise ConfigError("the trained colorizer needs matching features and a correspondence")
         inputs = network_inputs(
-            self.net.config, target.l_work, target.grid, correspondence, self.propagation
+            self.net.config, target.l_work, target.grid, correspondence, self.propagation, base_ab
         )
         self.net.to(inputs.device)
         ab_grid = self.net(inputs)
@@ -129,4 +136,12 @@ class TrainedColorizer(Colorizer):
             ab_grid = self.gate(
                 ab_grid, match_strength(correspondence.similarity, self.propagation)
             )
+        return ab_grid
+
+    def predict_ab(
+        self, target: PreparedImage, reference: PreparedImage, correspondence: Correspondence | None
+    ) -> Tensor:
+        if correspondence is None:
+            raise ConfigError("the trained colorizer needs matching features and a correspondence")
+        ab_grid = self.grid_ab(target, correspondence)
         return upsample_grid_ab(ab_grid, target.l_work, target.l_full, self.config)

@@ -24,6 +24,8 @@ def test_eval_video_scores_both_modes_and_the_truth(photo_rgb, tmp_path):
     assert result.exit_code == 0, result.output
     record = json.loads((out / "metrics.json").read_text())
     assert record["frames"] == FRAMES and record["reference"] == "its first frame with color"
+    assert record["method"] == "trained" and record["model"]["model"] == "shipped"
+    assert len(record["model"]["sha256"]) == 64
     scores = record["scores"]
     assert set(scores) == {"per-frame", "temporal", "truth"}
     for mode in ("per-frame", "temporal"):
@@ -35,6 +37,17 @@ def test_eval_video_scores_both_modes_and_the_truth(photo_rgb, tmp_path):
     assert "| temporal |" in report and "strip.jpg" in report
     with Image.open(out / "strip.jpg") as strip:  # 2 sampled frames x 4 pictures
         assert strip.height > 2 * 180 and strip.width > 4 * 180
+
+
+def test_eval_video_with_the_training_free_colorizer_records_no_model(photo_rgb, tmp_path):
+    clip = write_clip(tmp_path / "pan.mp4", pan_frames(photo_rgb("coffee"), 3, (128, 96)))
+    out = tmp_path / "report"
+    args = ["eval-video", str(clip), "--out", str(out), "--method", "training-free"]
+    result = CliRunner().invoke(app, args, catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    record = json.loads((out / "metrics.json").read_text())
+    assert record["method"] == "training-free" and record["model"] is None
+    assert record["scores"]["per-frame"]["psnr"] > 25
 
 
 def test_eval_video_needs_two_frames(tmp_path):

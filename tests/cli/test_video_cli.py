@@ -105,6 +105,8 @@ def test_without_a_reference_or_with_both_it_says_what_to_give(clips_dir, refere
         (["--crf", "60"], "--crf"),
         (["--codec", "aac"], "'aac' is an audio codec, not a video one"),
         (["--working-size", "8"], "--working-size: Input should be greater than or equal to 32"),
+        (["--method", "reinhard"], "--method must be one of trained, training-free, got reinhard"),
+        (["--method", "training-free", "--model", "x.pt"], "--model is for --method trained"),
     ],
 )
 def test_bad_encoding_options_are_refused_and_write_nothing(

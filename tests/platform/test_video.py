@@ -77,8 +77,13 @@ def _flicker(frames: list[np.ndarray]) -> float:
 
 
 @pytest.mark.slow
-def test_temporal_mode_flickers_less_than_frame_by_frame(pipeline, pan, photo_rgb, tmp_path):
+@pytest.mark.parametrize("method", ["trained", "training-free"])
+def test_temporal_mode_flickers_less_than_frame_by_frame(method, request, pan, photo_rgb, tmp_path):
     """With a reference that only partly matches, per-frame colors jump; carried colors hold."""
+    pipeline = request.getfixturevalue(
+        "pipeline" if method == "trained" else "training_free_pipeline"
+    )
+    assert pipeline.config.colorizer == method
     source, _ = pan
     reference = photo_rgb("coffee")
     flicker = {}
@@ -102,6 +107,37 @@ def test_with_a_matching_reference_carried_colors_do_not_drift(pipeline, pan):
     temporal, per_frame = scores["temporal"], scores["per-frame"]
     assert temporal["psnr"] > per_frame["psnr"] - 0.3, scores
     assert temporal["warp_error"] < 0.8 * per_frame["warp_error"], scores
+
+
+def test_the_trained_colorizer_corrects_the_carried_colors(pipeline, pan, photo_rgb):
+    """A clip's first frame comes out as the image colorizer makes it; later frames differ from
+    per-frame ones, as the net reads the carried colors (they are its residual base)."""
+    from chromaref.platform.video.temporal import FrameColorizer
+
+    assert pipeline.config.colorizer == "trained"
+    reference = pipeline.prepare(photo_rgb("coffee"), full_l=False)
+    frames = [pipeline.prepare(rgb) for rgb in decode_all(pan[0])[0][:3]]
+    temporal = FrameColorizer(pipeline, reference)
+    per_frame = FrameColorizer(pipeline, reference, VideoConfig(temporal=False))
+    first = temporal(frames[0])
+    assert np.array_equal(first, per_frame(frames[0]))
+    image = pipeline.colorize(frames[0], reference).rgb
+    assert np.abs(first.astype(int) - image).max() <= 1
+    later = [np.abs(temporal(f).astype(int) - per_frame(f)).mean() for f in frames[1:]]
+    assert min(later) > 0.05, later
+
+
+def test_a_colorizer_that_does_not_match_frames_is_refused(photo_rgb):
+    from chromaref.platform.config import PipelineConfig
+    from chromaref.platform.pipeline import ColorizationPipeline
+    from chromaref.platform.video.temporal import FrameColorizer
+
+    reinhard = ColorizationPipeline(PipelineConfig(colorizer="reinhard"), device="cpu")
+    reference = reinhard.prepare(photo_rgb("coffee"), full_l=False)
+    with pytest.raises(
+        ConfigError, match="use the trained or training-free colorizer, not reinhard"
+    ):
+        FrameColorizer(reinhard, reference)
 
 
 def test_a_scene_cut_is_found_and_odd_sizes_and_irregular_times_survive(
