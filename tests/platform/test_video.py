@@ -127,6 +127,27 @@ def test_the_trained_colorizer_corrects_the_carried_colors(pipeline, pan, photo_
     assert min(later) > 0.05, later
 
 
+def test_a_plain_colornet_says_it_cannot_read_the_carried_colors(photo_rgb, tmp_path, caplog):
+    import torch
+
+    from chromaref.platform.config import MatchingConfig, PipelineConfig, TrainedConfig
+    from chromaref.platform.models.colornet import colornet_small
+    from chromaref.platform.pipeline import ColorizationPipeline
+    from chromaref.platform.video.temporal import FrameColorizer
+
+    torch.manual_seed(1)
+    path = colornet_small(residual=False).save(
+        tmp_path / "plain.pt", matching=MatchingConfig().model_dump()
+    )
+    config = PipelineConfig(colorizer="trained", trained=TrainedConfig(model=str(path)))
+    plain = ColorizationPipeline(config, device="cpu")
+    reference = plain.prepare(photo_rgb("coffee"), full_l=False)
+    FrameColorizer(plain, reference, VideoConfig(temporal=False))
+    assert "not a residual ColorNet" not in caplog.text  # per-frame: nothing is lost
+    FrameColorizer(plain, reference)
+    assert "plain.pt is not a residual ColorNet" in caplog.text
+
+
 def test_a_colorizer_that_does_not_match_frames_is_refused(photo_rgb):
     from chromaref.platform.config import PipelineConfig
     from chromaref.platform.pipeline import ColorizationPipeline
