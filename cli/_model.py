@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -34,17 +35,30 @@ ModelOption = Annotated[
 
 
 @contextmanager
-def trained_config(model: str | None) -> Iterator[TrainedConfig]:
-    """The trained colorizer's settings for `model`; an MLflow URI is downloaded into a
-    temporary folder that lives as long as the block (the colorizer reads the file once, when
-    the pipeline is built)."""
+def trained_config(model: str | None, tracking_uri: str | None = None) -> Iterator[TrainedConfig]:
+    """The trained colorizer's settings for `model`; an MLflow URI is downloaded (from
+    `tracking_uri`, default as `chromaref train` resolves it) into a temporary folder that lives
+    as long as the block (the colorizer reads the file once, when the pipeline is built)."""
     from chromaref.training.tracking import local_model_file
 
     if model is None:
         yield TrainedConfig()
         return
-    with local_model_file(model) as path:
+    with local_model_file(model, tracking_uri) as path:
         yield TrainedConfig(model=path)
+
+
+def portable_model(model: str | None) -> tuple[str | None, str | None]:
+    """`--model` as a Ray task in another folder opens it: (a file as an absolute path, None),
+    or (an MLflow URI, this process's tracking store as an absolute URI)."""
+    from chromaref.training.config import TrackingConfig
+    from chromaref.training.tracking import MODEL_URI_SCHEMES, resolve_tracking_uri
+
+    if model is None:
+        return None, None
+    if model.startswith(MODEL_URI_SCHEMES):
+        return model, resolve_tracking_uri(TrackingConfig())
+    return str(Path(model).expanduser().resolve()), None
 
 
 def check_model_method(model: str | None, method: str) -> None:
@@ -67,8 +81,10 @@ def build_pipeline(
     backbone: str = MatchingConfig().backbone,
     working_size: int = MatchingConfig().working_size,
     model: str | None = None,
+    tracking_uri: str | None = None,
 ) -> ColorizationPipeline:
-    """The pipeline for `--method`, `--model`, `--backbone` and `--working-size`.
+    """The pipeline for `--method`, `--model` (an MLflow URI read from `tracking_uri`),
+    `--backbone` and `--working-size`.
 
     Raises:
         ConfigError: `--model` with another method than `trained`, or an unknown method.
@@ -76,7 +92,7 @@ def build_pipeline(
     from chromaref.platform.pipeline import ColorizationPipeline
 
     check_model_method(model, method)
-    with trained_config(model) as trained:
+    with trained_config(model, tracking_uri) as trained:
         matching = MatchingConfig(backbone=backbone, working_size=working_size)
         return ColorizationPipeline(
             PipelineConfig(colorizer=method, matching=matching, trained=trained)

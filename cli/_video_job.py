@@ -41,6 +41,7 @@ class VideoJob:
     trust_index: bool
     method: str
     model: str | None  # a colornet file (absolute) or an MLflow model URI
+    tracking_uri: str | None  # the MLflow store of a model URI (absolute)
     working_size: int
     temporal: bool
     scene_cut: float
@@ -215,7 +216,12 @@ def _colorize(
     from chromaref.retrieval.default import open_index
 
     with shared_backbones():  # the pipeline, the index and its first build: one backbone load
-        pipeline = build_pipeline(job.method, working_size=job.working_size, model=job.model)
+        pipeline = build_pipeline(
+            job.method,
+            working_size=job.working_size,
+            model=job.model,
+            tracking_uri=job.tracking_uri,
+        )
         index = open_index(job.index, trust=job.trust_index) if job.auto_top else None
     if index is not None:
         found = auto_references(pipeline, index, job.auto_top)

@@ -31,7 +31,7 @@ from chromaref.cli._common import (
     setup_logging,
     writable_folder,
 )
-from chromaref.cli._model import ModelOption, check_video_method
+from chromaref.cli._model import ModelOption, check_video_method, portable_model
 from chromaref.cli._video_job import (
     JobResult,
     VideoJob,
@@ -128,7 +128,7 @@ def video_command(
             index,
             trust_index,
             method,
-            absolute(model) if model and ":/" not in model else model,
+            *portable_model(model),
             working_size,
             temporal,
             scene_cut,

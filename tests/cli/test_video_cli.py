@@ -199,3 +199,16 @@ def _piece_worker() -> int | None:
         if title.startswith(b"ray::_colorize_piece"):
             return int(entry.name)
     return None
+
+
+def test_a_model_is_passed_to_ray_tasks_so_another_folder_opens_it(tmp_path, monkeypatch):
+    from chromaref.cli._model import portable_model
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    assert portable_model(None) == (None, None)
+    assert portable_model("models/m.pt") == (str(tmp_path / "models" / "m.pt"), None)
+    uri, store = portable_model("runs:/abc/model")
+    assert uri == "runs:/abc/model" and store == f"sqlite:///{tmp_path / 'mlruns.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://tracking:5000")
+    assert portable_model("models:/chromaref-colorizer/3")[1] == "http://tracking:5000"

@@ -131,6 +131,23 @@ def _colorize_with_registered_model(workdir: Path, corpus: Path, run_id: str, ve
         app, [*args, "--model", "models:/chromaref-colorizer/999", "--out", str(out)]
     )
     assert missing.exit_code == 2 and "models:/chromaref-colorizer/999" in missing.output
+    _video_on_ray_with_registered_model(workdir, load_image(target).rgb, reference, run_id)
+
+
+def _video_on_ray_with_registered_model(workdir: Path, photo, reference: Path, run_id: str):
+    """`video --model runs:/... --address`: Ray tasks run in other folders, yet find the
+    driver's MLflow store."""
+    from clips import decode_all, pan_frames, write_clip
+
+    from chromaref.cli.main import app
+
+    clip = write_clip(workdir / "pan.mp4", pan_frames(photo, 4, (128, 96)))
+    out = workdir / "video"
+    args = ["video", str(clip), "-r", str(reference), "--model", f"runs:/{run_id}/model"]
+    result = CliRunner().invoke(app, [*args, "--address", "local", "-q", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    [written] = out.glob("pan__ref-*.mp4")
+    assert len(decode_all(written)[0]) == 4
 
 
 def test_killed_worker_restarts_from_checkpoint_in_the_same_run(
