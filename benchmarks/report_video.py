@@ -30,19 +30,19 @@ def _in_order(runs: list[Results]) -> list[Results]:
 
 
 def quality_rows(runs: list[Results]) -> list[list[Any]]:
-    rows, truth_shown = [], set()
-    for run in _in_order(runs):
-        for mode in MODES:
-            s, fps = run["scores"][mode], run["colorize_fps"][mode]
-            rows.append([run["clip"], run["reference"], run["method"], mode, run["frames"],
-                         f"{s['psnr']:.2f}", f"{s['ssim']:.3f}", f"{s['warp_error']:.3f}",
-                         f"{s['cdc']:.5f}", f"{fps:.2f}"])  # fmt: skip
-        last_of_clip = run is [r for r in _in_order(runs) if r["clip"] == run["clip"]][-1]
-        if last_of_clip and run["clip"] not in truth_shown:
-            truth_shown.add(run["clip"])
-            t = run["scores"][TRUTH]
-            rows.append([run["clip"], "-", "-", TRUTH, run["frames"], "-", "-",
-                         f"{t['warp_error']:.3f}", f"{t['cdc']:.5f}", "-"])  # fmt: skip
+    """Each run's two modes, then each clip's truth (the same for every run of the clip)."""
+    rows, ordered = [], _in_order(runs)
+    for clip in dict.fromkeys(r["clip"] for r in ordered):
+        of_clip = [r for r in ordered if r["clip"] == clip]
+        for run in of_clip:
+            for mode in MODES:
+                s, fps = run["scores"][mode], run["colorize_fps"][mode]
+                rows.append([clip, run["reference"], run["method"], mode, run["frames"],
+                             f"{s['psnr']:.2f}", f"{s['ssim']:.3f}", f"{s['warp_error']:.3f}",
+                             f"{s['cdc']:.5f}", f"{fps:.2f}"])  # fmt: skip
+        truth = of_clip[-1]["scores"][TRUTH]
+        rows.append([clip, "-", "-", TRUTH, of_clip[-1]["frames"], "-", "-",
+                     f"{truth['warp_error']:.3f}", f"{truth['cdc']:.5f}", "-"])  # fmt: skip
     return rows
 
 
