@@ -54,9 +54,10 @@ def _training_rate() -> float:
 def _build_rate_per_cpu() -> float:
     """The Ray Data build at corpus scale (start-up amortised): the slower layout at the
     largest corpus of benchmarks/results/scale.json, per CPU of the machine that ran it."""
+    from benchmarks.report_scale import largest_builds
+
     scale = _load("scale")
-    largest = max(b["size"] for b in scale["builds"])
-    rate = min(b["images_per_s"] for b in scale["builds"] if b["size"] == largest)
+    rate = min(b["images_per_s"] for b in largest_builds(scale))
     return rate / scale["machine"]["cpu_count"]
 
 

@@ -4,6 +4,7 @@ keeps its qualifiers (what was measured, warm or cold, against what)."""
 from __future__ import annotations
 
 from benchmarks.report import Results, _load
+from benchmarks.report_scale import largest_builds
 from chromaref.platform.config import PipelineConfig
 
 DEFAULT_METHOD = PipelineConfig().colorizer
@@ -109,12 +110,15 @@ def _at_scale(scale: Results | None) -> str:
     """The Ray Data build on the largest corpus of `benchmarks.scale`, by layout, when run."""
     if not scale:
         return ""
-    largest = max(b["size"] for b in scale["builds"])
-    rates = {b["layout"]: b["images_per_s"] for b in scale["builds"] if b["size"] == largest}
+    builds = largest_builds(scale)
+    rates = {b["layout"]: b["images_per_s"] for b in builds}
     layouts = " and ".join(
         f"{rate:.0f} images/s from {LAYOUTS.get(layout, layout)}" for layout, rate in rates.items()
     )
-    return f"; on {largest:,} distinct such JPEGs, whole build included, Ray Data runs at {layouts}"
+    return (
+        f"; on {builds[0]['size']:,} distinct such JPEGs, whole build included, Ray Data runs "
+        f"at {layouts}"
+    )
 
 
 def _cold(cold: Results | None, method: str) -> str:

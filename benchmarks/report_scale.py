@@ -5,6 +5,16 @@ from __future__ import annotations
 from benchmarks._common import table
 from benchmarks.report import Results, _opening
 
+
+def largest_builds(results: Results) -> list[dict]:
+    """The builds of the largest corpus, one per layout: the rate start-up matters least to."""
+    builds = results["builds"]
+    if not builds:
+        raise ValueError("results/scale.json holds no build")
+    largest = max(b["size"] for b in builds)
+    return [b for b in builds if b["size"] == largest]
+
+
 HEADERS = [
     "layout",
     "images",

@@ -9,7 +9,10 @@ from typing import Any
 
 from benchmarks._common import DOCS_IMAGES, table
 from benchmarks.report import Results, _opening
+from chromaref.platform.config import PipelineConfig
 
+DEFAULT_METHOD = PipelineConfig().colorizer
+BASELINE = "training-free"
 MODES = ("per-frame", "temporal")
 TRUTH = "truth"
 QUALITY_HEADERS = ["clip", "reference", "method", "mode", "frames", "PSNR dB", "SSIM",
@@ -87,8 +90,10 @@ def _quality_finding(run: Results) -> str:
     warp = temporal["warp_error"] / truth["warp_error"]
     cdc = temporal["cdc"] / per["cdc"]
     psnr = temporal["psnr"] - per["psnr"]
+    cuts = ", ".join(map(str, run["cuts"]))
+    cuts = f" (scene cuts at frame(s) {cuts})" if cuts else ""
     return (
-        f"- **{run['clip']}, {run['reference']}, {run['method']}**: temporal warp error "
+        f"- **{run['clip']}, {run['reference']}, {run['method']}**{cuts}: temporal warp error "
         f"{warp:.2f}x the truth's own (per-frame {per['warp_error'] / truth['warp_error']:.2f}x;"
         f" goal <= {WARP_GOAL:.2f}x: {_met(warp <= WARP_GOAL)}); CDC {cdc:.2f}x per-frame's "
         f"(goal <= {CDC_GOAL:g}x: {_met(cdc <= CDC_GOAL)}; the truth's own is "
@@ -98,25 +103,21 @@ def _quality_finding(run: Results) -> str:
 
 
 def _method_comparison(runs: list[Results]) -> str:
-    """Temporal mode, each method against the last one (training-free), per clip and reference."""
-    by_case: dict[tuple[str, str], list[Results]] = {}
-    for run in _in_order(runs):
-        by_case.setdefault((run["clip"], run["reference"]), []).append(run)
+    """Temporal mode, the default colorizer against training-free, per clip and reference."""
+    temporal = {(r["clip"], r["reference"], r["method"]): r["scores"]["temporal"] for r in runs}
     lines = []
-    for (clip, reference), case in by_case.items():
-        *methods, baseline = case
-        base = baseline["scores"]["temporal"]
-        for run in methods:
-            ours = run["scores"]["temporal"]
-            lines.append(
-                f"{clip}, {reference}: {ours['psnr'] - base['psnr']:+.2f} dB, SSIM "
-                f"{ours['ssim'] - base['ssim']:+.3f}, warp error "
-                f"{ours['warp_error'] / base['warp_error']:.2f}x"
-            )
+    for clip, reference, method in temporal:
+        if method != DEFAULT_METHOD or (clip, reference, BASELINE) not in temporal:
+            continue
+        ours, base = temporal[clip, reference, method], temporal[clip, reference, BASELINE]
+        lines.append(
+            f"{clip}, {reference}: {ours['psnr'] - base['psnr']:+.2f} dB, SSIM "
+            f"{round(ours['ssim'] - base['ssim'], 3) + 0.0:+.3f}, warp error "  # no "-0.000"
+            f"{ours['warp_error'] / base['warp_error']:.2f}x"
+        )
     if not lines:
         return ""
-    methods = " and ".join(dict.fromkeys(r["method"] for r in runs))
-    return f"- **{methods}**, temporal mode, the first against the second: " + "; ".join(lines)
+    return f"- **{DEFAULT_METHOD} against {BASELINE}**, temporal mode: " + "; ".join(lines) + "."
 
 
 def _speed_finding(runs: list[Results]) -> str:
@@ -181,7 +182,7 @@ def video_section(results: Results | None) -> str:
         text += "\n" + _pieces_section(results["pieces"])
     for clip in dict.fromkeys(run["clip"] for run in runs):
         if (DOCS_IMAGES / f"video_{clip}.jpg").is_file():
-            text += f"\n{clip}, {runs[0]['method']} from the key frame "
+            text += f"\n{clip}, {DEFAULT_METHOD} from the key frame "
             text += "(gray | per-frame | temporal | truth):\n\n"
             text += f"![{clip} strip](images/video_{clip}.jpg)\n"
     return text

@@ -59,13 +59,20 @@ def _loadavg() -> list[float]:
 
 def reference_frame(path: Path, kind: str, min_chroma: float) -> np.ndarray:
     """The clip's key frame (its first color frame) or the frame three quarters into it."""
+    from chromaref.platform.color import mean_chroma
     from chromaref.platform.video.io import probe_video, read_video
     from chromaref.platform.video.metrics import first_color_frame
 
     if kind == KEY_FRAME:
         return first_color_frame(path, min_chroma)
-    at = probe_video(path).frames * 3 // 4
-    return next(frame.rgb for frame in read_video(path) if frame.index == at)
+    frames = probe_video(path).frames
+    if not frames:
+        raise SystemExit(f"{path}: its frame count is unknown, so it has no later frame")
+    at = frames * 3 // 4
+    for frame in read_video(path):
+        if frame.index >= at and mean_chroma(frame.rgb) >= min_chroma:
+            return frame.rgb
+    raise SystemExit(f"{path}: no frame with color from frame {at} on")
 
 
 def quality(method: str, frames: int) -> list[dict]:

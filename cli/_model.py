@@ -49,19 +49,39 @@ def trained_config(model: str | None, tracking_uri: str | None = None) -> Iterat
 
 
 def portable_model(model: str | None) -> tuple[str | None, str | None]:
-    """`--model` as a Ray task in another folder opens it: (a file as an absolute path, None),
-    or (an MLflow URI, this process's tracking store as an absolute URI)."""
+    """`--model` as Ray tasks in other folders open it: (a file as an absolute path, None), or
+    (an MLflow URI, this process's tracking store as an absolute URI). Opened here once, so a
+    model that cannot be used is one error before any work, not one per clip or piece.
+
+    Raises:
+        ConfigError: neither a file nor an MLflow model URI.
+        WeightsError: it cannot be found or is not a colornet model.
+    """
+    from chromaref.platform.models.colornet import ColorNet
     from chromaref.training.config import TrackingConfig
-    from chromaref.training.tracking import MODEL_URI_SCHEMES, resolve_tracking_uri
+    from chromaref.training.tracking import (
+        MODEL_URI_SCHEMES,
+        local_model_file,
+        resolve_tracking_uri,
+    )
 
     if model is None:
         return None, None
+    if "://" in model:
+        raise ConfigError(
+            f"--model takes a colornet file, runs:/<run id>/model or "
+            f"models:/chromaref-colorizer/<version>, not {model}"
+        )
     if model.startswith(MODEL_URI_SCHEMES):
-        return model, resolve_tracking_uri(TrackingConfig())
-    return str(Path(model).expanduser().resolve()), None
+        model, tracking_uri = model, resolve_tracking_uri(TrackingConfig())
+    else:
+        model, tracking_uri = str(Path(model).expanduser().resolve()), None
+    with local_model_file(model, tracking_uri) as path:
+        ColorNet.from_file(path)
+    return model, tracking_uri
 
 
-def check_model_method(model: str | None, method: str) -> None:
+def check_model_method(method: str, model: str | None) -> None:
     """Refuse a `--model` that the chosen method would silently ignore."""
     if model is not None and method != "trained":
         raise ConfigError(f"--model is for --method trained, not {method}")
@@ -72,7 +92,7 @@ def check_video_method(method: str, model: str | None) -> None:
     the reference) or a `--model` it would ignore."""
     if method not in VIDEO_COLORIZERS:
         raise ConfigError(f"--method must be one of {', '.join(VIDEO_COLORIZERS)}, got {method}")
-    check_model_method(model, method)
+    check_model_method(method, model)
 
 
 def build_pipeline(
@@ -91,7 +111,7 @@ def build_pipeline(
     """
     from chromaref.platform.pipeline import ColorizationPipeline
 
-    check_model_method(model, method)
+    check_model_method(method, model)
     with trained_config(model, tracking_uri) as trained:
         matching = MatchingConfig(backbone=backbone, working_size=working_size)
         return ColorizationPipeline(

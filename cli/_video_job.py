@@ -28,7 +28,7 @@ if TYPE_CHECKING:  # torch loads with them: not before the CLI has set OpenMP's 
 CHUNK_WARMUP = 1.0  # seconds colorized before a piece, not written: carried colors settle
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class VideoJob:
     """Everything one clip needs, picklable for a Ray task. Locations are absolute local paths
     or URIs (as text: a Location holds a filesystem client)."""

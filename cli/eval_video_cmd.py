@@ -46,13 +46,14 @@ def _cell(value: object, column: str) -> str:
     return f"{value:.2f}" if column == "psnr" else f"{value:.4f}"
 
 
-def markdown(evaluation: ClipEvaluation, clip: Path, reference: str) -> str:
+def markdown(evaluation: ClipEvaluation, clip: Path, reference: str, method: str) -> str:
     """The report: what was measured, the table, the picture."""
     fps = ", ".join(f"{mode} {evaluation.frames / s:.2f}" for mode, s in evaluation.seconds.items())
     lines = [
         f"# Video evaluation: {clip.name}",
         "",
-        f"{evaluation.frames} frames turned gray and colorized from {reference}; scene cuts at "
+        f"{evaluation.frames} frames turned gray and colorized by the {method} colorizer from "
+        f"{reference}; scene cuts at "
         f"{evaluation.cuts or 'none'}. Colorization frames/s (decode and metrics excluded): "
         f"{fps}.",
         "",
@@ -152,9 +153,9 @@ def eval_video_command(
         raise ConfigError(f"--max-frames must be at least 2 (motion needs two), got {max_frames}")
     if samples < 1:
         raise ConfigError(f"--samples must be at least 1, got {samples}")
+    check_video_method(method, model)
     writable_folder(out)
     config = VideoConfig(temporal_weight=temporal_weight, hold=hold, flow_sigma=flow_sigma)
-    check_video_method(method, model)
     pipeline = build_pipeline(method, working_size=working_size, model=model)
     total = min(filter(None, (probe_video(clip).frames, max_frames)), default=None)
     if reference is None:
@@ -189,7 +190,8 @@ def eval_video_command(
     }
     atomic_write_text(out / "metrics.json", json.dumps(_finite(record), indent=2) + "\n")
     save_image(strip(evaluation.samples), out / "strip.jpg", quality=90)
-    atomic_write_text(out / "report.md", markdown(evaluation, clip, described))
-    console.print(markdown(evaluation, clip, described), highlight=False, markup=False)
+    report = markdown(evaluation, clip, described, method)
+    atomic_write_text(out / "report.md", report)
+    console.print(report, highlight=False, markup=False)
     for name in ("metrics.json", "report.md", "strip.jpg"):
         typer.echo(str(out / name))

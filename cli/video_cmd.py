@@ -114,6 +114,7 @@ def video_command(
     if chunk_seconds < 0:
         raise ConfigError(f"--chunk-seconds must be 0 or more, got {chunk_seconds}")
     clips = find_clips(inputs)
+    model, tracking_uri = portable_model(model)  # checked before --out is made
     out = absolute(out)  # absolute: a cluster's workers run in another folder
     if "://" not in out:
         writable_folder(Path(out))
@@ -121,21 +122,22 @@ def video_command(
     index = absolute(index) if index else None
     jobs = [
         VideoJob(
-            clip,
-            out,
-            references,
-            top if auto else 0,
-            index,
-            trust_index,
-            method,
-            *portable_model(model),
-            working_size,
-            temporal,
-            scene_cut,
-            codec,
-            crf,
-            max_frames,
-            chunk_seconds or None,
+            source=clip,
+            out=out,
+            references=references,
+            auto_top=top if auto else 0,
+            index=index,
+            trust_index=trust_index,
+            method=method,
+            model=model,
+            tracking_uri=tracking_uri,
+            working_size=working_size,
+            temporal=temporal,
+            scene_cut=scene_cut,
+            codec=codec,
+            crf=crf,
+            max_frames=max_frames,
+            chunk_seconds=chunk_seconds or None,
         )
         for clip in clips
     ]

@@ -19,9 +19,11 @@ With the trained colorizer, that temporal grid ab is the base its residual Color
 colors; its output is not carried itself. Measured on the two real clips of
 `benchmarks.video` (60 frames, each from its key frame and from a frame three quarters in),
 also carrying the net's output (trusted 0.25 or 1 times the flow's agreement) lowered warp
-error but cost 0.02-0.17 and 0.09-0.61 dB of PSNR, so the chain of carried colors stays
-training-free. A plain (not residual) ColorNet reads no base, so carried colors cannot reach
-it: with one, only the scene cuts remain of the temporal mode, and a warning says so.
+error but cost PSNR (an experiment, not a committed benchmark: trust 0.25 cost 0.02-0.17 dB,
+trust 1 cost 0.09-0.61 dB over the four clip and reference pairs), so the chain of carried
+colors stays training-free. A plain (not residual) ColorNet reads no base, so carried colors
+cannot reach it: its frames are colorized on their own (no flow is computed), and a warning
+says so.
 """
 
 from __future__ import annotations
@@ -95,12 +97,15 @@ class FrameColorizer:
         self.propagation = pipeline.config.propagation
         colorizer = pipeline.colorizer
         self.trained = colorizer if isinstance(colorizer, TrainedColorizer) else None
-        if self.trained and not self.trained.net.config.residual and self.config.temporal:
-            logger.warning(
-                "%s is not a residual ColorNet: it does not read the colors carried from "
-                "frame to frame, so its frames are colorized on their own",
-                self.trained.net.meta.path,
-            )
+        if self.trained is not None and not self.trained.net.config.residual:
+            if self.config.temporal:  # carrying colors it never reads would only cost time
+                meta = self.trained.net.meta
+                logger.warning(
+                    "the model (sha256 %s) is not a residual ColorNet: it does not read the "
+                    "colors carried from frame to frame, so its frames are colorized on their own",
+                    meta.sha256[:12],
+                )
+            self.config = self.config.model_copy(update={"temporal": False})
         self.flow = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_FAST)
         # (L working copy, on the grid: the data term's ab and confidence, the result's ab)
         self.previous: tuple[Tensor, Tensor] | None = None

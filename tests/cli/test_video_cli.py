@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 from clips import decode_all, pan_frames, write_clip
 from typer.testing import CliRunner
@@ -203,12 +204,47 @@ def _piece_worker() -> int | None:
 
 def test_a_model_is_passed_to_ray_tasks_so_another_folder_opens_it(tmp_path, monkeypatch):
     from chromaref.cli._model import portable_model
+    from chromaref.platform.config import MatchingConfig
+    from chromaref.platform.errors import WeightsError
+    from chromaref.platform.models.colornet import colornet_small
 
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    (tmp_path / "models").mkdir()
+    colornet_small().save(tmp_path / "models" / "m.pt", matching=MatchingConfig().model_dump())
     assert portable_model(None) == (None, None)
-    assert portable_model("models/m.pt") == (str(tmp_path / "models" / "m.pt"), None)
-    uri, store = portable_model("runs:/abc/model")
-    assert uri == "runs:/abc/model" and store == f"sqlite:///{tmp_path / 'mlruns.db'}"
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://tracking:5000")
-    assert portable_model("models:/chromaref-colorizer/3")[1] == "http://tracking:5000"
+    assert portable_model("models/m.pt") == (str((tmp_path / "models" / "m.pt").resolve()), None)
+    store = f"sqlite:///{(tmp_path / 'mlruns.db').resolve()}"  # made absolute for the workers
+    with pytest.raises(WeightsError, match=f"runs:/abc/model: no MLflow store at {store}"):
+        portable_model("runs:/abc/model")
+
+
+@pytest.mark.parametrize(
+    ("model", "says"),
+    [
+        ("missing.pt", "missing.pt"),
+        ("s3://bucket/m.pt", "--model takes a colornet file, runs:/<run id>/model or"),
+    ],
+)
+def test_a_model_that_cannot_be_opened_is_refused_before_any_work(
+    clips_dir, reference, tmp_path, model, says
+):
+    out = tmp_path / "out"
+    args = ["video", str(clips_dir / "street.mp4"), "-r", str(reference), "--out", str(out)]
+    result = runner.invoke(app, [*args, "--model", model])
+    assert result.exit_code == 2 and says in result.output, result.output
+    assert "Traceback" not in result.output and not out.exists()
+
+
+def test_the_method_reaches_the_frames(clips_dir, reference, tmp_path):
+    """The same clip and reference, trained (the default) and training-free: different colors."""
+    frames = {}
+    for method in ("trained", "training-free"):
+        out = tmp_path / method
+        args = ["video", str(clips_dir / "street.mp4"), "-r", str(reference), "--out", str(out)]
+        result = runner.invoke(app, [*args, "--method", method, "--max-frames", "2", "-q"])
+        assert result.exit_code == 0, result.output
+        [written] = out.glob("street__*.mp4")
+        frames[method] = decode_all(written)[0]
+    difference = np.abs(frames["trained"][1].astype(int) - frames["training-free"][1]).mean()
+    assert difference > 0.5, difference

@@ -18,6 +18,7 @@ from chromaref.platform.video.clip import colorize_clip, fixed_anchor
 from chromaref.platform.video.io import VideoError, VideoWriter, probe_video, read_video
 
 SIZE = (320, 240)
+_PIPELINES = {"trained": "pipeline", "training-free": "training_free_pipeline"}  # fixtures
 
 
 @pytest.fixture(scope="module")
@@ -80,9 +81,7 @@ def _flicker(frames: list[np.ndarray]) -> float:
 @pytest.mark.parametrize("method", ["trained", "training-free"])
 def test_temporal_mode_flickers_less_than_frame_by_frame(method, request, pan, photo_rgb, tmp_path):
     """With a reference that only partly matches, per-frame colors jump; carried colors hold."""
-    pipeline = request.getfixturevalue(
-        "pipeline" if method == "trained" else "training_free_pipeline"
-    )
+    pipeline = request.getfixturevalue(_PIPELINES[method])
     assert pipeline.config.colorizer == method
     source, _ = pan
     reference = photo_rgb("coffee")
@@ -95,12 +94,14 @@ def test_temporal_mode_flickers_less_than_frame_by_frame(method, request, pan, p
 
 
 @pytest.mark.slow
-def test_with_a_matching_reference_carried_colors_do_not_drift(pipeline, pan):
+@pytest.mark.parametrize("method", ["trained", "training-free"])
+def test_with_a_matching_reference_carried_colors_do_not_drift(method, request, pan):
     """Anchored on the clip's own first frame in color, the temporal mode is steadier than
     frame by frame and costs almost no accuracy: colors carried as evidence, not as a result
     smoothed again every frame (which drifted: -1.1 dB on such pans)."""
     from chromaref.platform.video.metrics import evaluate_clip
 
+    pipeline = request.getfixturevalue(_PIPELINES[method])
     source, truth = pan
     key = pipeline.prepare(truth[0], full_l=False)
     scores = evaluate_clip(pipeline, source, key).scores
@@ -127,7 +128,13 @@ def test_the_trained_colorizer_corrects_the_carried_colors(pipeline, pan, photo_
     assert min(later) > 0.05, later
 
 
-def test_a_plain_colornet_says_it_cannot_read_the_carried_colors(photo_rgb, tmp_path, caplog):
+def test_a_plain_colornet_colorizes_frames_on_their_own_and_says_so(
+    pan, photo_rgb, tmp_path, caplog
+):
+    """A plain ColorNet reads no base, so no colors are carried to it: the temporal mode is
+    per-frame colorization, without the flow's cost, and a warning says so."""
+    import logging
+
     import torch
 
     from chromaref.platform.config import MatchingConfig, PipelineConfig, TrainedConfig
@@ -135,6 +142,7 @@ def test_a_plain_colornet_says_it_cannot_read_the_carried_colors(photo_rgb, tmp_
     from chromaref.platform.pipeline import ColorizationPipeline
     from chromaref.platform.video.temporal import FrameColorizer
 
+    caplog.set_level(logging.WARNING)
     torch.manual_seed(1)
     path = colornet_small(residual=False).save(
         tmp_path / "plain.pt", matching=MatchingConfig().model_dump()
@@ -142,10 +150,13 @@ def test_a_plain_colornet_says_it_cannot_read_the_carried_colors(photo_rgb, tmp_
     config = PipelineConfig(colorizer="trained", trained=TrainedConfig(model=str(path)))
     plain = ColorizationPipeline(config, device="cpu")
     reference = plain.prepare(photo_rgb("coffee"), full_l=False)
-    FrameColorizer(plain, reference, VideoConfig(temporal=False))
+    per_frame = FrameColorizer(plain, reference, VideoConfig(temporal=False))
     assert "not a residual ColorNet" not in caplog.text  # per-frame: nothing is lost
-    FrameColorizer(plain, reference)
-    assert "plain.pt is not a residual ColorNet" in caplog.text
+    temporal = FrameColorizer(plain, reference)
+    assert "is not a residual ColorNet" in caplog.text
+    for rgb in decode_all(pan[0])[0][:3]:
+        frame = plain.prepare(rgb)
+        assert np.array_equal(temporal(frame), per_frame(frame))
 
 
 def test_a_colorizer_that_does_not_match_frames_is_refused(photo_rgb):
