@@ -39,6 +39,7 @@ def test_eval_video_scores_both_modes_and_the_truth(photo_rgb, tmp_path):
         assert strip.height > 2 * 180 and strip.width > 4 * 180
 
 
+@pytest.mark.slow
 def test_eval_video_with_the_training_free_colorizer_records_no_model(photo_rgb, tmp_path):
     clip = write_clip(tmp_path / "pan.mp4", pan_frames(photo_rgb("coffee"), 3, (128, 96)))
     out = tmp_path / "report"

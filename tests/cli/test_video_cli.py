@@ -236,6 +236,7 @@ def test_a_model_that_cannot_be_opened_is_refused_before_any_work(
     assert "Traceback" not in result.output and not out.exists()
 
 
+@pytest.mark.slow
 def test_the_method_reaches_the_frames(clips_dir, reference, tmp_path):
     """The same clip and reference, trained (the default) and training-free: different colors."""
     frames = {}

@@ -110,6 +110,7 @@ def test_with_a_matching_reference_carried_colors_do_not_drift(method, request, 
     assert temporal["warp_error"] < 0.8 * per_frame["warp_error"], scores
 
 
+@pytest.mark.slow
 def test_the_trained_colorizer_corrects_the_carried_colors(pipeline, pan, photo_rgb):
     """A clip's first frame comes out as the image colorizer makes it; later frames differ from
     per-frame ones, as the net reads the carried colors (they are its residual base)."""
@@ -128,6 +129,7 @@ def test_the_trained_colorizer_corrects_the_carried_colors(pipeline, pan, photo_
     assert min(later) > 0.05, later
 
 
+@pytest.mark.slow
 def test_a_plain_colornet_colorizes_frames_on_their_own_and_says_so(
     pan, photo_rgb, tmp_path, caplog
 ):
