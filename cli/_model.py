@@ -72,10 +72,11 @@ def portable_model(model: str | None) -> tuple[str | None, str | None]:
             f"--model takes a colornet file, runs:/<run id>/model or "
             f"models:/chromaref-colorizer/<version>, not {model}"
         )
+    tracking_uri = None
     if model.startswith(MODEL_URI_SCHEMES):
-        model, tracking_uri = model, resolve_tracking_uri(TrackingConfig())
+        tracking_uri = resolve_tracking_uri(TrackingConfig())
     else:
-        model, tracking_uri = str(Path(model).expanduser().resolve()), None
+        model = str(Path(model).expanduser().resolve())
     with local_model_file(model, tracking_uri) as path:
         ColorNet.from_file(path)
     return model, tracking_uri
